@@ -1,0 +1,229 @@
+"""Build the guest into a WebAssembly component, compile it to native code, cache both.
+
+The cache lives in the user cache dir (or $CODEMODE_CACHE_DIR), in a folder named by a key
+that covers everything the compiled artifact depends on: the guest sources and WIT, the
+componentize-py and wasmtime versions, the engine flags and the platform. A change of any
+of them builds anew. `meta.json` records the size and sha256 of the compiled file; a
+stale, truncated or foreign file fails that check and is rebuilt, never loaded.
+
+The heavy steps (componentize ~15 s and ~430 MB, compile ~10 s and ~400 MB) run in a child
+process, so the memory they take is given back when they finish. Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from ..errors import SandboxBuildError
+from ._engine import ENGINE_FLAGS
+
+GUEST_DIR = Path(__file__).parent / "guest"
+GUEST_MODULE = "sandbox_guest"
+WORLD = "sandbox"
+COMPONENT_NAME = "sandbox.wasm"
+COMPILED_NAME = "sandbox.cwasm"
+META_NAME = "meta.json"
+
+Progress = Callable[[str], None]
+
+
+def _stderr_progress(message: str) -> None:
+    print(f"codemode: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A compiled sandbox component, verified and ready to load in a worker."""
+
+    compiled: Path
+    key: str
+    built_now: bool
+    build_s: float | None = None
+
+
+def cache_root() -> Path:
+    override = os.environ.get("CODEMODE_CACHE_DIR")
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("codemode"))
+
+
+def _guest_files() -> list[Path]:
+    files = [*GUEST_DIR.glob("*.py"), *(GUEST_DIR / "wit").glob("*.wit")]
+    return sorted(files)
+
+
+def cache_key() -> str:
+    digest = hashlib.sha256()
+    for path in _guest_files():
+        digest.update(path.relative_to(GUEST_DIR).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    facts = {
+        "componentize-py": metadata.version("componentize-py"),
+        "wasmtime": metadata.version("wasmtime"),
+        "engine": ENGINE_FLAGS,
+        "machine": platform.machine(),
+        "platform": sys.platform,
+    }
+    digest.update(json.dumps(facts, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verified(folder: Path, key: str) -> bool:
+    try:
+        meta = json.loads((folder / META_NAME).read_text())
+        compiled = folder / COMPILED_NAME
+        return (
+            meta.get("key") == key
+            and compiled.stat().st_size == meta.get("compiled_size")
+            and _sha256_file(compiled) == meta.get("compiled_sha256")
+        )
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Serialize builds of the same key across processes (two servers starting at once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no cross-process lock; builds then race harmlessly
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_verified_cache: dict[str, Artifact] = {}
+
+
+def ensure_built(progress: Progress | None = None, *, force: bool = False) -> Artifact:
+    """Return the compiled sandbox, building and compiling it first if the cache has no
+    valid copy. Blocking; progress messages go to `progress` (default: stderr)."""
+    report = progress or _stderr_progress
+    key = cache_key()
+    if not force and key in _verified_cache:
+        return _verified_cache[key]
+    root = cache_root() / "sandbox"
+    folder = root / key[:24]
+    with _locked(root / f"{key[:24]}.lock"):
+        if not force and _verified(folder, key):
+            artifact = Artifact(folder / COMPILED_NAME, key, built_now=False)
+        else:
+            if folder.exists():
+                report(f"discarding cached sandbox at {folder} (stale or incomplete)")
+            started = time.monotonic()
+            _build_into(folder, key, report)
+            artifact = Artifact(
+                folder / COMPILED_NAME, key, built_now=True, build_s=time.monotonic() - started
+            )
+    _verified_cache[key] = artifact
+    return artifact
+
+
+def _build_into(folder: Path, key: str, report: Progress) -> None:
+    staging = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    report("building the sandbox (CPython -> WebAssembly component, ~15 s, once per version)")
+    cmd = [sys.executable, "-m", "codemode.wasm_runtime._build", str(staging)]
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    proc = subprocess.run(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+    )
+    if proc.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        tail = proc.stdout.decode(errors="replace").strip().splitlines()[-25:]
+        raise SandboxBuildError(
+            "building the sandbox failed (exit code %d):\n%s\n"
+            "Check that componentize-py and wasmtime are installed at the pinned versions "
+            "(pip install -e .), then run `codemode build`." % (proc.returncode, "\n".join(tail))
+        )
+    for line in proc.stdout.decode(errors="replace").splitlines():
+        if line.startswith("progress: "):
+            report(line.removeprefix("progress: "))
+    compiled = staging / COMPILED_NAME
+    meta = {
+        "key": key,
+        "compiled_size": compiled.stat().st_size,
+        "compiled_sha256": _sha256_file(compiled),
+        "built_at": time.time(),
+    }
+    (staging / META_NAME).write_text(json.dumps(meta, indent=2))
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(staging, folder)
+    report(f"sandbox ready: {folder}")
+
+
+def _child_build(staging: Path) -> None:
+    """Runs in the build child: componentize, then compile and serialize."""
+    import componentize_py
+
+    started = time.monotonic()
+    component = staging / COMPONENT_NAME
+    argv = [
+        "componentize-py",
+        "--wit-path", str(GUEST_DIR / "wit"),
+        "--world", WORLD,
+        "--quiet",
+        "componentize",
+        "--python-path", str(GUEST_DIR),
+        GUEST_MODULE,
+        "--output", str(component),
+    ]  # fmt: skip
+    sys.argv = argv
+    cwd = os.getcwd()
+    os.chdir(staging)  # componentize-py may write scratch files in the working directory
+    try:
+        componentize_py.script()
+    except SystemExit as exit_:
+        if exit_.code not in (0, None):
+            raise
+    finally:
+        os.chdir(cwd)
+    built = time.monotonic()
+    print(f"progress: component built in {built - started:.1f} s", flush=True)
+
+    from wasmtime import component as wc
+
+    from ._engine import make_engine
+
+    engine = make_engine()
+    compiled = wc.Component.from_file(engine, str(component)).serialize()
+    (staging / COMPILED_NAME).write_bytes(bytes(compiled))
+    component.unlink()  # only the native form is loaded; keeping both doubles the cache size
+    print(f"progress: compiled to native code in {time.monotonic() - built:.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    _child_build(Path(sys.argv[1]))

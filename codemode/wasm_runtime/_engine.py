@@ -1,0 +1,30 @@
+"""The wasmtime Engine configuration, shared by the compiler and the worker processes.
+
+A serialized (precompiled) component only loads into an engine with the same wasmtime
+version and the same flags, so the flags here are part of the build cache key. This module
+imports nothing but the stdlib and wasmtime: the worker runs it without the rest of codemode.
+"""
+
+from __future__ import annotations
+
+import wasmtime
+
+# Flags that change the compiled code. Changing any of them changes the cache key.
+ENGINE_FLAGS: dict[str, object] = {
+    "epoch_interruption": True,  # lets a ticker thread stop CPU-bound guests at a deadline
+    "cranelift_opt_level": "speed",
+}
+
+# How often the worker's ticker advances the engine epoch. The deadline of an execution is
+# counted in these ticks, so this is the granularity of the CPU timeout.
+EPOCH_TICK_S = 0.01
+
+# The interface name the guest imports, as written in guest/wit/sandbox.wit.
+HOST_INTERFACE = "codemode:sandbox/host"
+
+
+def make_engine() -> wasmtime.Engine:
+    config = wasmtime.Config()
+    config.epoch_interruption = bool(ENGINE_FLAGS["epoch_interruption"])
+    config.cranelift_opt_level = str(ENGINE_FLAGS["cranelift_opt_level"])
+    return wasmtime.Engine(config)

@@ -1,0 +1,26 @@
+"""Frames between the pool (parent) and a worker process, over a socketpair.
+
+A frame is a 5-byte header (payload length, big-endian u32; kind, one byte) and the
+payload. Stdlib only: the worker imports this without the rest of codemode.
+"""
+
+from __future__ import annotations
+
+import struct
+
+HEADER = struct.Struct(">IB")
+SEQ = struct.Struct(">I")
+
+# parent -> worker
+EXECUTE = ord("E")  # JSON {"seq", "code", "options", "timeout_s", "memory_bytes"}
+COMPLETION = ord("C")  # SEQ + JSON {"id", "ok", "value" | "error"} (passed to the guest as is)
+
+# worker -> parent
+READY = ord("Y")  # JSON {"pid"}
+CALLS = ord("T")  # SEQ + the guest's batch JSON, unparsed: the parent validates it
+RESULT = ord("R")  # JSON header line, b"\n", then the guest's outcome JSON
+FATAL = ord("F")  # UTF-8 message: the worker could not start
+
+
+def frame(kind: int, payload: bytes) -> bytes:
+    return HEADER.pack(len(payload), kind) + payload

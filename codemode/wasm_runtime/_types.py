@@ -1,0 +1,127 @@
+"""The sandbox's public data types: limits, what the code can call, and what comes back.
+
+Nothing here knows of MCP: a `ToolHost` is any object that lists functions and runs calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-execution limits. Each one that is hit yields an error naming it and its value."""
+
+    timeout_s: float = 30.0
+    """Wall-clock limit. The caller always gets an answer within timeout_s + 1 s."""
+    memory_mb: int = 256
+    """Guest linear memory cap; allocation past it raises MemoryError in the code."""
+    max_tool_calls: int = 1000
+    """Calls the code may make in one execution; further calls raise ToolError."""
+    max_concurrent_calls: int = 128
+    """Calls running on the host at once; the rest wait their turn."""
+    max_stdout_bytes: int = 64 * 1024
+    """Printed output kept; the rest is counted and dropped with a visible marker."""
+    max_result_bytes: int = 64 * 1024
+    """Size of the JSON result kept; past it the result is cut with a visible marker."""
+    max_code_bytes: int = 256 * 1024
+    """Largest program accepted."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"limit {f.name} must be a positive number, got {value!r}")
+
+    def replace(self, **changes: Any) -> Limits:
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            known = ", ".join(f.name for f in dataclasses.fields(self))
+            raise ValueError(f"unknown limit(s) {', '.join(sorted(unknown))}; known: {known}")
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One function the code can call.
+
+    `path` is its Python name: "get_team_members" (a global) or "github.list_issues"
+    (a namespace member). `target` is opaque to the sandbox and handed back to
+    `ToolHost.call`. `params` lists keyword names in order (positional arguments map onto
+    them). `signature` and `doc` are what `tools.describe()` shows."""
+
+    path: str
+    target: str
+    params: tuple[Param, ...] = ()
+    signature: str = ""
+    doc: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "target": self.target,
+            "params": [{"name": p.name, "required": p.required} for p in self.params],
+            "signature": self.signature,
+            "doc": self.doc,
+        }
+
+
+class ToolHost(Protocol):
+    """What the sandbox needs from whoever provides the tools."""
+
+    def functions(self) -> Sequence[FunctionSpec]:
+        """The functions to expose to the next execution."""
+        ...
+
+    async def call(self, target: str, args: dict[str, Any]) -> Any:
+        """Run one call; return a JSON-serializable value or raise `ToolCallError`."""
+        ...
+
+
+@dataclass
+class ExecutionError:
+    type: str
+    message: str
+    traceback: str = ""
+    line: int | None = None
+    limit: str | None = None
+    """The name of the limit that stopped the execution, when one did."""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CallRecord:
+    target: str
+    ms: float
+    ok: bool
+
+
+@dataclass
+class ExecutionStats:
+    tool_calls: int = 0
+    crossings: int = 0
+    bytes_from_tools: int = 0
+    bytes_returned: int = 0
+    duration_ms: float = 0.0
+
+
+@dataclass
+class ExecutionResult:
+    ok: bool
+    result: Any = None
+    result_json: str = "null"
+    stdout: str = ""
+    error: ExecutionError | None = None
+    stats: ExecutionStats = field(default_factory=ExecutionStats)
+    calls: list[CallRecord] = field(default_factory=list)
+    calls_dropped: int = 0
+    """Calls made beyond the bounded `calls` list."""

@@ -1,0 +1,252 @@
+"""A sandbox worker process: holds the compiled component, runs one execution at a time.
+
+Started by the pool as `python _worker.py FD COMPILED_PATH` (by path, so it imports only
+the stdlib, wasmtime and its two sibling modules). FD is its end of a socketpair; stdout
+is never used. Each execution gets a fresh Store and instance; the next one is prepared
+while the worker is idle, so an execution does not wait for instantiation.
+
+Host functions never raise into wasmtime (an exception crossing it is stored in a global
+that is not thread-safe and poisons the instance); every failure is returned as data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+
+import _protocol as P
+import wasmtime
+from _engine import EPOCH_TICK_S, HOST_INTERFACE, make_engine
+from wasmtime import component as wc
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGKILL when the parent dies, so no worker outlives its server."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class Channel:
+    """Blocking framed I/O on the worker's end of the socketpair."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+
+    def send(self, kind: int, payload: bytes) -> None:
+        self.sock.sendall(P.frame(kind, payload))
+
+    def _frame_ready(self) -> tuple[int, bytes] | None:
+        if len(self.buf) < P.HEADER.size:
+            return None
+        size, kind = P.HEADER.unpack_from(self.buf)
+        end = P.HEADER.size + size
+        if len(self.buf) < end:
+            return None
+        payload = bytes(self.buf[P.HEADER.size : end])
+        del self.buf[:end]
+        return kind, payload
+
+    def recv(self, timeout: float | None) -> tuple[int, bytes] | None:
+        """The next frame, or None when `timeout` seconds pass first (None: no limit)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            ready = self._frame_ready()
+            if ready is not None:
+                return ready
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                if not select.select([self.sock], [], [], remaining)[0]:
+                    return None
+            data = self.sock.recv(1 << 20)
+            if not data:  # the pool closed its end: nothing more will come
+                os._exit(0)
+            self.buf += data
+
+
+# Run on every new instance while the worker is idle, before any user code: the first call
+# into a fresh instance pays for page faults on the heap snapshot (~2 ms); this pays it
+# ahead. It is our fixed program, so no user state can be carried by it.
+WARMUP_CODE = "import asyncio\nawait asyncio.sleep(0)\nprint(end='')\n[1][0]"
+WARMUP_OPTIONS = json.dumps(
+    {"functions": [], "limits": {"max_stdout_bytes": 1, "max_result_bytes": 64}}
+)
+
+
+class Output:
+    """WASI stdout/stderr of every store: keeps the first `limit` bytes, counts the rest.
+    The guest can write to fd 1 directly, so this bound is the one that holds."""
+
+    def __init__(self) -> None:
+        self.reset(0)
+
+    def reset(self, limit: int) -> None:
+        self.data = bytearray()
+        self.limit = limit
+        self.dropped = 0
+
+    def __call__(self, chunk: bytes) -> None:
+        room = self.limit - len(self.data)
+        if room > 0:
+            self.data += chunk[:room]
+        self.dropped += max(0, len(chunk) - max(room, 0))
+
+
+class Worker:
+    def __init__(self, channel: Channel, compiled_path: str) -> None:
+        self.channel = channel
+        self.engine = make_engine()
+        self.component = wc.Component.deserialize_file(self.engine, compiled_path)
+        self.linker = wc.Linker(self.engine)
+        self.linker.add_wasip2()  # wasi:cli/clocks/random/filesystem; never wasi-http
+        with self.linker.root() as root, root.add_instance(HOST_INTERFACE) as host:
+            host.add_func("wait", self._wait)
+        self.ready: tuple[wasmtime.Store, wc.Func, int] | None = None
+        self.seq = 0
+        self.deadline = 0.0
+        self.crossings = 0
+        self.output = Output()
+        threading.Thread(target=self._tick, name="epoch-ticker", daemon=True).start()
+
+    def _tick(self) -> None:
+        while True:
+            time.sleep(EPOCH_TICK_S)
+            self.engine.increment_epoch()
+
+    def instantiate(self, memory_bytes: int) -> tuple[wasmtime.Store, wc.Func, int]:
+        store = wasmtime.Store(self.engine)
+        wasi = wasmtime.WasiConfig()  # no preopens, no env, no args, no stdin
+        wasi.stdout_custom = self.output
+        wasi.stderr_custom = self.output
+        store.set_wasi(wasi)
+        store.set_limits(memory_size=memory_bytes)
+        store.set_epoch_deadline(2**62)
+        instance = self.linker.instantiate(store, self.component)
+        run = instance.get_func(store, "run")
+        assert run is not None, "the component exports no `run`"
+        self.deadline = time.monotonic() + 60
+        run(store, WARMUP_CODE, WARMUP_OPTIONS)
+        return store, run, memory_bytes
+
+    # -- host functions (called by the guest; must never raise) -------------------------
+
+    def _wait(self, _store: object, batch: str, timeout_ms: int) -> str:
+        try:
+            self.crossings += 1
+            if batch:
+                payload = P.SEQ.pack(self.seq) + batch.encode("utf-8", "replace")
+                self.channel.send(P.CALLS, payload)
+            now = time.monotonic()
+            until = self.deadline if timeout_ms < 0 else min(self.deadline, now + timeout_ms / 1000)
+            done: list[bytes] = []
+            while not done:
+                got = self.channel.recv(max(0.0, until - time.monotonic()))
+                if got is None:
+                    break
+                self._take(got, done)
+            while True:  # everything else that has already arrived
+                got = self.channel.recv(0)
+                if got is None:
+                    break
+                self._take(got, done)
+            expired = not done and time.monotonic() >= self.deadline
+            return '{"expired": %s, "done": [%s]}' % (
+                "true" if expired else "false",
+                ",".join(d.decode() for d in done),
+            )
+        except Exception as exc:  # noqa: BLE001
+            return json.dumps({"expired": True, "done": [], "host_error": str(exc)})
+
+    def _take(self, got: tuple[int, bytes], done: list[bytes]) -> None:
+        kind, payload = got
+        if kind == P.COMPLETION and P.SEQ.unpack_from(payload)[0] == self.seq:
+            done.append(payload[P.SEQ.size :])
+        # anything else (a late completion of an earlier execution) is dropped
+
+    # -- executions -------------------------------------------------------------------
+
+    def execute(self, request: dict) -> None:
+        self.seq = request["seq"]
+        memory_bytes = int(request["memory_bytes"])
+        timeout_s = float(request["timeout_s"])
+        trap = None
+        outcome = b""
+        started = time.monotonic()
+        self.deadline = started + timeout_s
+        self.crossings = 0
+        self.output.reset(int(request["max_stdout_bytes"]))
+        try:
+            ready, self.ready = self.ready, None
+            if ready is None or ready[2] != memory_bytes:
+                ready = self.instantiate(memory_bytes)
+            store, run, _ = ready
+            store.set_epoch_deadline(max(1, round(timeout_s / EPOCH_TICK_S)))
+            outcome = run(store, request["code"], request["options"]).encode("utf-8", "replace")
+        except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
+            trap = _classify_trap(str(exc))
+        except Exception as exc:  # noqa: BLE001 - anything else is reported, worker lives on
+            trap = {"type": "SandboxError", "message": f"{type(exc).__name__}: {exc}"}
+        header = {
+            "seq": self.seq,
+            "crossings": self.crossings,
+            "duration_ms": (time.monotonic() - started) * 1000,
+            "trap": trap,
+            "stdout": self.output.data.decode("utf-8", "replace"),
+            "stdout_dropped": self.output.dropped,
+        }
+        self.channel.send(P.RESULT, json.dumps(header).encode() + b"\n" + outcome)
+        self.ready = self.instantiate(memory_bytes)
+
+    def serve(self) -> None:
+        while True:
+            got = self.channel.recv(None)
+            assert got is not None
+            kind, payload = got
+            if kind == P.EXECUTE:
+                self.execute(json.loads(payload))
+
+
+def _classify_trap(message: str) -> dict:
+    first = message.strip().splitlines()[0] if message.strip() else message
+    if "interrupt" in message:
+        return {"type": "TimeoutError", "message": "the code ran past its deadline"}
+    if "call stack exhausted" in message or "stack overflow" in message:
+        return {"type": "RecursionError", "message": "the WebAssembly stack is exhausted"}
+    if "memory" in message and ("limit" in message or "grow" in message):
+        return {"type": "MemoryError", "message": first}
+    return {"type": "SandboxTrap", "message": first}
+
+
+def main() -> None:
+    _die_with_parent()
+    channel = Channel(socket.socket(fileno=int(sys.argv[1])))
+    try:
+        try:
+            worker = Worker(channel, sys.argv[2])
+            worker.ready = worker.instantiate(int(sys.argv[3]))
+        except Exception as exc:  # noqa: BLE001
+            channel.send(P.FATAL, f"{type(exc).__name__}: {exc}".encode())
+            return
+        channel.send(P.READY, json.dumps({"pid": os.getpid()}).encode())
+        worker.serve()
+    except (BrokenPipeError, ConnectionError):
+        pass  # the pool is gone or gave up on this worker: nothing to report to
+
+
+if __name__ == "__main__":
+    main()

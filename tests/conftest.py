@@ -1,0 +1,75 @@
+"""Shared fixtures. The sandbox is built once per machine (cached) and one pool serves the
+whole session: tests run real code in the real wasm sandbox, never a stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from codemode.errors import ToolCallError
+from codemode.wasm_runtime import FunctionSpec, Param, SandboxPool
+
+
+class RecordingHost:
+    """A small in-process ToolHost for sandbox tests: `echo`, `sleep_ms`, `fail`, `big`.
+    It records when each call starts and ends, so tests can see what ran concurrently."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[str, str, float]] = []
+
+    def functions(self) -> list[FunctionSpec]:
+        return [
+            FunctionSpec("echo", "echo", (Param("value", True),), "echo(value)", "Return value."),
+            FunctionSpec(
+                "sleep_ms", "sleep_ms", (Param("ms", True), Param("tag")),
+                "sleep_ms(ms, tag=None)", "Sleep ms milliseconds on the host, return tag.",
+            ),
+            FunctionSpec("fail", "fail", (Param("message", True),), "fail(message)", "Raise."),
+            FunctionSpec("big", "big", (Param("size", True),), "big(size)", "A long string."),
+            FunctionSpec("demo.add", "add", (Param("a", True), Param("b", True)), "demo.add(a, b)",
+                         "Add two numbers."),
+        ]  # fmt: skip
+
+    async def call(self, target: str, args: dict[str, Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        self.log.append(("start", target, loop.time()))
+        try:
+            if target == "echo":
+                return args["value"]
+            if target == "sleep_ms":
+                await asyncio.sleep(args["ms"] / 1000)
+                return args.get("tag")
+            if target == "fail":
+                raise ToolCallError(args["message"], "ToolError", server="demo", tool="fail")
+            if target == "big":
+                return "x" * args["size"]
+            if target == "add":
+                return args["a"] + args["b"]
+            raise ToolCallError(f"unknown target {target}", "UnknownTool")
+        finally:
+            self.log.append(("end", target, loop.time()))
+
+
+@pytest.fixture(scope="session")
+async def pool() -> AsyncIterator[SandboxPool]:
+    async with SandboxPool(size=2) as p:
+        await p.start(workers=2)
+        yield p
+
+
+@pytest.fixture
+def host() -> RecordingHost:
+    return RecordingHost()
+
+
+@pytest.fixture
+def run(pool: SandboxPool, host: RecordingHost):
+    """`await run(code, **limits)`: execute in the shared pool with the recording host."""
+
+    async def _run(code: str, **limits: Any):
+        return await pool.execute(code, host, pool.limits.replace(**limits) if limits else None)
+
+    return _run

@@ -1,0 +1,156 @@
+"""The guest sees no host files, environment, network, processes, threads or native code."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+
+import pytest
+
+
+def _contained(r, *acceptable: str) -> bool:
+    """The attempt failed inside the code (an exception), or returned an empty/refused value."""
+    if r.ok:
+        return r.result in acceptable
+    return r.error.type not in ("WorkerDied", "SandboxTrap")
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "open('/etc/passwd').read()",
+        "open('/etc/hostname').read()",
+        "import os\nos.listdir('/')",
+        "import os\nos.listdir('.')",
+        "open(os.path.expanduser('~/.bashrc')).read()",
+        "import pathlib\npathlib.Path('/proc/self/environ').read_bytes()",
+        "open('/tmp/codemode-escape', 'w').write('x')",
+        "import os\nos.stat('/etc')",
+    ],
+)
+async def test_no_host_files(run, code):
+    r = await run("import os\n" + code)
+    assert not r.ok, r.result
+    assert r.error.type in ("FileNotFoundError", "PermissionError", "OSError", "NotADirectoryError")
+    assert not os.path.exists("/tmp/codemode-escape")
+
+
+async def test_no_environment_variables(run, monkeypatch):
+    os.environ["CODEMODE_TEST_SECRET"] = "hunter2"
+    try:
+        r = await run(
+            "import os\n[dict(os.environ), os.environ.get('CODEMODE_TEST_SECRET'), os.getenv('HOME')]"
+        )
+    finally:
+        del os.environ["CODEMODE_TEST_SECRET"]
+    assert r.ok and r.result == [{}, None, None]
+
+
+async def test_no_network_and_no_connection_reaches_a_listener(run):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    accepted = []
+
+    def accept() -> None:
+        try:
+            accepted.append(listener.accept())
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=accept)
+    thread.start()
+    try:
+        for code in [
+            f"import socket\ns = socket.socket()\ns.connect(('127.0.0.1', {port}))",
+            f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=1)",
+            "import urllib.request\nurllib.request.urlopen('http://127.0.0.1:%d/')" % port,
+            "import http.client\nhttp.client.HTTPConnection('127.0.0.1', %d).request('GET', '/')"
+            % port,
+            "import socket\nsocket.getaddrinfo('localhost', 80)",
+        ]:
+            r = await run(code, timeout_s=5)
+            assert not r.ok, code
+    finally:
+        thread.join()
+        listener.close()
+    assert accepted == []
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import subprocess\nsubprocess.run(['ls'])",
+        "import os\nos.system('touch /tmp/codemode-escape')",
+        "import os\nos.fork()",
+        "import os\nos.execv('/bin/sh', ['sh'])",
+        "import os\nos.popen('id').read()",
+        "import os\nos.kill(1, 9)",
+        "import threading\nt = threading.Thread(target=print)\nt.start()",
+        "import _thread\n_thread.start_new_thread(print, ())",
+        "import multiprocessing\nmultiprocessing.Process(target=print).start()",
+        "import concurrent.futures\nconcurrent.futures.ThreadPoolExecutor().submit(print).result()",
+        "import asyncio\nawait asyncio.to_thread(print)",
+        "import asyncio\nawait asyncio.create_subprocess_exec('ls')",
+    ],
+)
+async def test_no_processes_or_threads(run, code):
+    r = await run(code, timeout_s=5)
+    assert not r.ok
+    assert not os.path.exists("/tmp/codemode-escape")
+    assert (await run("'alive'")).result == "alive"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import ctypes",
+        "import _ctypes",
+        "import cffi",
+        "import ssl",
+        "import sqlite3",
+        "import mmap\nmmap.mmap(-1, 4096)",
+        "import importlib\nimportlib.import_module('ctypes')",
+        "__import__('ctypes')",
+        "import sys\nsys.modules['ctypes']",
+        "import wasmtime",
+    ],
+)
+async def test_no_native_escapes(run, code):
+    r = await run(code)
+    assert not r.ok
+    assert r.error.type in (
+        "ModuleNotFoundError",
+        "ImportError",
+        "KeyError",
+        "OSError",
+        "AttributeError",
+    )
+
+
+def test_component_imports_no_wasi_http_and_host_never_links_it(pool):
+    from pathlib import Path
+
+    from wasmtime import component as wc
+
+    from codemode.wasm_runtime._engine import make_engine
+
+    engine = make_engine()
+    component = wc.Component.deserialize_file(engine, str(pool.artifact.compiled))
+    imports = set(component.type.imports(engine))
+    assert "codemode:sandbox/host" in imports
+    assert not [name for name in imports if name.startswith("wasi:http")]
+    sources = Path(__file__).parents[1] / "codemode"
+    linking = [p for p in sources.rglob("*.py") if "add_wasi_http(" in p.read_text()]
+    assert linking == []
+
+
+async def test_guest_writes_to_raw_fd_are_bounded_by_the_host(run):
+    r = await run(
+        "import os\nfor _ in range(50):\n    os.write(1, b'y' * 100_000)", max_stdout_bytes=1000
+    )
+    assert r.ok
+    assert r.stdout.startswith("y" * 1000) and "stdout truncated" in r.stdout
