@@ -377,15 +377,34 @@ async def _await_call(target: str, args: dict):
 
 
 class _Namespace:
-    """The functions of one server: `await github.list_issues(...)`."""
+    """The functions of one server: `await github.list_issues(...)`. A namespace with a
+    fallback (spec path "name.*") turns any other attribute into a call of the fallback
+    target with {"name": attribute, "args": keyword arguments}."""
 
     def __init__(self, name: str):
         self.__name__ = name
         self._functions: dict[str, object] = {}
+        self._fallback: str | None = None
 
     def _add(self, name: str, value) -> None:
         self._functions[name] = value
         setattr(self, name, value)
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or self.__dict__.get("_fallback") is None:
+            close = difflib.get_close_matches(name, list(self.__dict__.get("_functions", ())), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            known = ", ".join(sorted(self.__dict__.get("_functions", ()))) or "none"
+            raise AttributeError(
+                f"{self.__name__} has no function {name!r}{hint} (functions: {known})"
+            )
+        target = self._fallback
+
+        async def fallback(**kwargs):
+            return await _bridge.call(target, {"name": name, "args": kwargs})
+
+        fallback.__name__ = name
+        return fallback
 
     def __dir__(self):
         return sorted(self._functions)
@@ -449,6 +468,8 @@ def _build_globals(functions_spec: list[dict]) -> dict:
         fn = _Function(spec)
         functions.append(fn)
         *parents, leaf = fn.path.split(".")
+        if leaf == "*":
+            functions.pop()
         if not parents:
             env[leaf] = fn
             continue
@@ -462,7 +483,10 @@ def _build_globals(functions_spec: list[dict]) -> dict:
                 child = _Namespace(f"{holder.__name__}.{part}")
                 holder._add(part, child)
             holder = child
-        holder._add(leaf, fn)
+        if leaf == "*":
+            holder._fallback = fn.target
+        else:
+            holder._add(leaf, fn)
     env["tools"] = _Tools(functions)
     return env
 
