@@ -1,0 +1,297 @@
+"""One downstream MCP server: its process or HTTP session, its tools, its calls.
+
+The SDK's transports are context managers that must be entered and left in one task, so
+each connection is owned by a runner task that opens the session, reports ready, and holds
+it until `close()` (or until the server dies). A dead server is restarted on the next call
+to it, no sooner than its back-off allows; shutdown leaves no child process behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from typing import IO, Any
+
+from mcp import types
+from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from mcp_types import CONNECTION_CLOSED
+
+from ..config import ServerConfig, ServerOptions
+from ..errors import ServerStartError, ToolCallError
+
+log = logging.getLogger("codemode.downstream")
+
+STDERR_TAIL_BYTES = 2000
+"""How much of a failed server's stderr its error shows."""
+
+RESTART_BACKOFF_S = (0.5, 30.0)
+"""Smallest and largest wait between restarts of a server that keeps dying (doubling).
+The first restart after a server that was working dies is immediate."""
+
+
+class Connection:
+    """A connection to one downstream server. States: idle, connecting, ready, failed, closed."""
+
+    def __init__(
+        self,
+        name: str,
+        config: ServerConfig,
+        options: ServerOptions,
+        on_tools_changed: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.options = options
+        self.on_tools_changed = on_tools_changed
+        self.state = "idle"
+        self.error: str | None = None
+        self.tools: list[types.Tool] = []
+        self.session: ClientSession | None = None
+        self.restarts = 0
+        self._runner: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._start_lock = asyncio.Lock()
+        self._errlog: IO[str] | None = None
+        self._next_start = 0.0
+        self._backoff = RESTART_BACKOFF_S[0]
+        self._refresh: asyncio.Task[None] | None = None
+
+    # -- lifetime ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect, initialize and list tools; raise ServerStartError with the reason."""
+        async with self._start_lock:
+            if self.state == "ready":
+                return
+            await self._stop_runner()
+            self.state = "connecting"
+            self._stop = asyncio.Event()
+            ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._runner = asyncio.create_task(self._run(ready), name=f"mcp:{self.name}")
+            timeout = self.options.connect_timeout_s
+            try:
+                await asyncio.wait_for(asyncio.shield(ready), timeout)
+            except asyncio.TimeoutError:
+                await self._stop_runner()
+                self._fail(f"did not finish MCP initialization within {timeout:g} s")
+            except Exception as exc:  # noqa: BLE001 - reported as the server's start error
+                await self._stop_runner()
+                reason = _describe(exc)
+                if "Connection closed" in reason:
+                    reason = (
+                        "the server exited (or closed stdout) before completing MCP initialization"
+                    )
+                self._fail(reason)
+            self._backoff = 0.0  # the first restart after a good run is immediate
+
+    def _fail(self, reason: str) -> None:
+        tail = self.stderr_tail()
+        self.state = "failed"
+        self.error = reason + (f"\n--- stderr (last lines) ---\n{tail}" if tail else "")
+        self._next_start = time.monotonic() + self._backoff
+        self._backoff = min(max(self._backoff * 2, RESTART_BACKOFF_S[0]), RESTART_BACKOFF_S[1])
+        raise ServerStartError(f"server {self.name!r} failed to start: {self.error}")
+
+    async def _run(self, ready: asyncio.Future[None]) -> None:
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                if self.config.transport == "stdio":
+                    if self._errlog is None:  # kept across restarts; closed by close()
+                        self._errlog = tempfile.TemporaryFile(
+                            "w+", encoding="utf-8", errors="replace"
+                        )
+                    params = StdioServerParameters(
+                        command=self.config.command or "",
+                        args=list(self.config.args),
+                        env=dict(self.config.env) or None,
+                        cwd=self.config.cwd,
+                    )
+                    streams = await stack.enter_async_context(
+                        stdio_client(params, errlog=self._errlog)
+                    )
+                else:
+                    from mcp.shared._httpx_utils import create_mcp_http_client
+
+                    client = await stack.enter_async_context(
+                        create_mcp_http_client(headers=dict(self.config.headers))
+                    )
+                    streams = await stack.enter_async_context(
+                        streamable_http_client(self.config.url or "", http_client=client)
+                    )
+                read, write = streams
+                session = await stack.enter_async_context(
+                    ClientSession(read, write, message_handler=self._on_message)
+                )
+                await session.initialize()
+                self.tools = await _list_all_tools(session)
+                self.session = session
+                self.state = "ready"
+                self.error = None
+                ready.set_result(None)
+                await self._stop.wait()
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(
+                    exc if isinstance(exc, Exception) else ServerStartError(repr(exc))
+                )
+            elif self.state == "ready":
+                self.state = "failed"
+                self.error = f"the server stopped: {_describe(exc)}"
+                log.warning("server %r stopped: %s", self.name, self.error)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        finally:
+            self.session = None
+            if self.state == "ready":  # the session ended without an error: the server exited
+                self.state = "failed"
+                self.error = "the server closed the connection"
+
+    async def _stop_runner(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        self._stop.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(runner), 5)
+        except (asyncio.TimeoutError, Exception):  # noqa: BLE001
+            runner.cancel()
+            with contextlib.suppress(BaseException):
+                await runner
+
+    async def close(self) -> None:
+        if self._refresh is not None:
+            self._refresh.cancel()
+        await self._stop_runner()
+        self.state = "closed"
+        if self._errlog is not None:
+            self._errlog.close()
+
+    def stderr_tail(self) -> str:
+        f = self._errlog
+        if f is None or f.closed:
+            return ""
+        try:
+            f.flush()
+            size = f.seek(0, 2)
+            f.seek(max(0, size - STDERR_TAIL_BYTES))
+            text = f.read()
+            f.seek(0, 2)
+        except (OSError, ValueError):
+            return ""
+        return text.strip()
+
+    # -- tools -------------------------------------------------------------------------
+
+    async def _on_message(self, message: Any) -> None:
+        if isinstance(message, types.ToolListChangedNotification) and self.session is not None:
+            if self._refresh is None or self._refresh.done():
+                self._refresh = asyncio.create_task(self._refresh_tools())
+
+    async def _refresh_tools(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        try:
+            self.tools = await _list_all_tools(session)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("server %r: could not refresh its tools: %s", self.name, exc)
+            return
+        if self.on_tools_changed is not None:
+            await self.on_tools_changed()
+
+    async def call(self, tool: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        """Call `tool`; restart the server first if it died. Raises ToolCallError."""
+        if self.state != "ready":
+            wait = self._next_start - time.monotonic()
+            if self.state == "failed" and wait > 0:
+                raise ToolCallError(
+                    f"server {self.name!r} is unavailable ({self.error}); "
+                    f"next restart attempt in {wait:.1f} s",
+                    "ServerUnavailable", server=self.name, tool=tool,
+                )  # fmt: skip
+            try:
+                if self.state == "failed":
+                    self.restarts += 1
+                    log.info("restarting server %r (restart %d)", self.name, self.restarts)
+                await self.start()
+            except ServerStartError as exc:
+                raise ToolCallError(
+                    str(exc), "ServerUnavailable", server=self.name, tool=tool
+                ) from None
+        session = self.session
+        if session is None:
+            raise ToolCallError(
+                f"server {self.name!r} is unavailable ({self.error})",
+                "ServerUnavailable", server=self.name, tool=tool,
+            )  # fmt: skip
+        timeout = self.options.call_timeout_s
+        try:
+            result = await asyncio.wait_for(session.call_tool(tool, arguments), timeout)
+        except asyncio.TimeoutError:
+            raise ToolCallError(
+                f"{self.name}.{tool} did not answer within the call_timeout_s limit of "
+                f"{timeout:g} s (server {self.name!r}); raise codemode.servers."
+                f"{self.name}.call_timeout_s if it is just slow",
+                "Timeout", server=self.name, tool=tool, limit="call_timeout_s",
+            ) from None  # fmt: skip
+        except ToolCallError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - mapped at the boundary, never leaked raw
+            closed = isinstance(exc, MCPError) and exc.error.code == CONNECTION_CLOSED
+            if closed or self.session is None or self.state != "ready":
+                await self._stop_runner()
+                tail = self.stderr_tail()
+                self.state = "failed"
+                self.error = "the server closed the connection" + (
+                    f"\n--- stderr (last lines) ---\n{tail}" if tail else ""
+                )
+                self._next_start = time.monotonic() + self._backoff
+                self._backoff = min(
+                    max(self._backoff * 2, RESTART_BACKOFF_S[0]), RESTART_BACKOFF_S[1]
+                )
+                message = f"server {self.name!r} stopped during {self.name}.{tool}: {self.error}"
+                raise ToolCallError(
+                    message, "ServerUnavailable", server=self.name, tool=tool
+                ) from None
+            raise ToolCallError(
+                f"{self.name}.{tool} failed: {_describe(exc)}",
+                "ToolError",
+                server=self.name,
+                tool=tool,
+            ) from None
+        if not isinstance(result, types.CallToolResult):
+            raise ToolCallError(
+                f"{self.name}.{tool} returned {type(result).__name__}, not a tool result",
+                "ToolError", server=self.name, tool=tool,
+            )  # fmt: skip
+        return result
+
+
+async def _list_all_tools(session: ClientSession) -> list[types.Tool]:
+    tools: list[types.Tool] = []
+    cursor = None
+    for _ in range(1000):  # a server that pages forever must not hang start-up
+        params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
+        page = await session.list_tools(params=params)
+        tools.extend(page.tools)
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    return tools
+
+
+def _describe(exc: BaseException) -> str:
+    group = getattr(exc, "exceptions", None)  # an ExceptionGroup from a task group
+    if isinstance(group, (list, tuple)):
+        inner = [e for e in group if not isinstance(e, asyncio.CancelledError)]
+        if inner:
+            return _describe(inner[0])
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,313 @@
+"""Federation: every configured downstream server, as one ToolHost for the sandbox.
+
+It connects all servers concurrently, names their tools (see `_schema`), validates each
+call's arguments against the tool's inputSchema before anything is sent, runs the call,
+and unwraps the result. A server that failed to start does not stop the others: calls to
+it raise a ToolCallError carrying its start error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+from mcp import types
+
+from ..config import Config
+from ..errors import ServerStartError, ToolCallError
+from ..wasm_runtime import FunctionSpec, Param
+from ._connection import Connection
+from ._results import unwrap
+from ._schema import (
+    RESERVED,
+    ToolInfo,
+    assign_names,
+    identifier,
+    params_of,
+    render_catalog,
+    render_stubs,
+    returns_of,
+)
+
+log = logging.getLogger("codemode.federation")
+
+CALL_TOOL_TARGET = "\x00call_tool"
+SERVER_FALLBACK_TARGET = "\x00server:"  # + config key: any attribute of a namespace
+_SEP = "\x1f"
+
+
+@dataclass
+class _Entry:
+    info: ToolInfo
+    validator: Any  # a jsonschema validator, or None when the schema itself is invalid
+    to_original: dict[str, str]
+
+
+class Federation:
+    """The downstream servers of a config, as a `ToolHost`."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.connections: dict[str, Connection] = {
+            name: Connection(name, server, config.options(name), self._tools_changed)
+            for name, server in config.enabled_servers.items()
+        }
+        self._entries: dict[str, _Entry] = {}
+        self._functions: list[FunctionSpec] = []
+        self._listeners: list[Callable[[], Awaitable[None]]] = []
+        self._rebuild()
+
+    async def __aenter__(self) -> Federation:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> dict[str, str | None]:
+        """Connect every server at once; returns name -> None (ok) or its error."""
+        results = await asyncio.gather(
+            *(c.start() for c in self.connections.values()), return_exceptions=True
+        )
+        status: dict[str, str | None] = {}
+        for name, outcome in zip(self.connections, results):
+            if isinstance(outcome, ServerStartError):
+                log.error("%s", outcome)
+                status[name] = self.connections[name].error
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                status[name] = None
+        self._rebuild()
+        return status
+
+    async def close(self) -> None:
+        await asyncio.gather(
+            *(c.close() for c in self.connections.values()), return_exceptions=True
+        )
+
+    def on_tools_changed(self, listener: Callable[[], Awaitable[None]]) -> None:
+        self._listeners.append(listener)
+
+    async def _tools_changed(self) -> None:
+        self._rebuild()
+        for listener in self._listeners:
+            await listener()
+
+    # -- the catalog -------------------------------------------------------------------
+
+    def _namespaces(self) -> dict[str, str]:
+        taken: set[str] = set()
+        result = {}
+        for name in sorted(self.connections):
+            ns = identifier(self.config.options(name).namespace or name)
+            while ns in taken:
+                ns += "_"
+            taken.add(ns)
+            result[name] = ns
+        return result
+
+    def _exposed(self, server: str, tool: types.Tool) -> bool:
+        return self._policy_block(server, tool.name) is None
+
+    def _policy_block(self, server: str, tool: str) -> str | None:
+        options = self.config.options(server)
+        if options.allow is not None and not any(
+            fnmatch.fnmatchcase(tool, p) for p in options.allow
+        ):
+            return f"not in codemode.servers.{server}.allow ({', '.join(options.allow)})"
+        for pattern in options.deny:
+            if fnmatch.fnmatchcase(tool, pattern):
+                return f"matches {pattern!r} in codemode.servers.{server}.deny"
+        return None
+
+    def _rebuild(self) -> None:
+        entries: dict[str, _Entry] = {}
+        for server, ns in self._namespaces().items():
+            tools = [t for t in self.connections[server].tools if self._exposed(server, t)]
+            names = assign_names(ns, server, tools)
+            for tool in tools:
+                params = params_of(tool.input_schema)
+                annotations = tool.annotations
+                info = ToolInfo(
+                    server=server,
+                    namespace=ns,
+                    name=tool.name,
+                    py_name=names[tool.name],
+                    description=tool.description or "",
+                    params=params,
+                    returns=returns_of(tool.output_schema),
+                    input_schema=tool.input_schema,
+                    output_schema=tool.output_schema,
+                    read_only=bool(annotations and annotations.read_only_hint),
+                )
+                entries[server + _SEP + tool.name] = _Entry(
+                    info, _validator(tool.input_schema), {p.name: p.original for p in params}
+                )
+        self._entries = entries
+        self._functions = self._build_functions()
+
+    def _build_functions(self) -> list[FunctionSpec]:
+        infos = [e.info for e in self._entries.values()]
+        namespaces = set(self._namespaces().values())
+        counts: dict[str, int] = {}
+        for info in infos:
+            counts[info.py_name] = counts.get(info.py_name, 0) + 1
+        specs = []
+        for key, entry in sorted(self._entries.items(), key=lambda kv: kv[1].info.path):
+            info = entry.info
+            params = tuple(Param(p.name, p.required) for p in info.params)
+            spec = FunctionSpec(info.path, key, params, info.signature(), info.doc())
+            specs.append(spec)
+            unique = counts[info.py_name] == 1 and info.py_name not in namespaces
+            if unique and info.py_name not in RESERVED:
+                specs.append(FunctionSpec(info.py_name, key, params, info.signature(), info.doc()))
+        for server, ns in sorted(self._namespaces().items()):
+            # `ns.anything(...)` reaches the server even when its tools are not listed (it
+            # failed to start): the call then says why, instead of a NameError in the code.
+            specs.append(FunctionSpec(f"{ns}.*", SERVER_FALLBACK_TARGET + server))
+        specs.append(
+            FunctionSpec(
+                "call_tool", CALL_TOOL_TARGET,
+                (Param("server", True), Param("tool", True), Param("arguments")),
+                "call_tool(server: str, tool: str, arguments: dict | None = None) -> Any",
+                "Call a tool by its server and its original MCP name (e.g. a hyphenated one).",
+            )
+        )  # fmt: skip
+        return specs
+
+    @property
+    def tools(self) -> list[ToolInfo]:
+        return sorted((e.info for e in self._entries.values()), key=lambda t: t.path)
+
+    def catalog(self) -> str:
+        return render_catalog(self.tools)
+
+    def stubs(self) -> str:
+        return render_stubs(self.tools)
+
+    def status(self) -> dict[str, str | None]:
+        return {
+            name: (None if c.state == "ready" else c.error or c.state)
+            for name, c in self.connections.items()
+        }
+
+    # -- ToolHost ----------------------------------------------------------------------
+
+    def functions(self) -> list[FunctionSpec]:
+        return list(self._functions)
+
+    async def call(self, target: str, args: dict[str, Any]) -> Any:
+        if target == CALL_TOOL_TARGET:
+            return await self.call_tool(args.get("server"), args.get("tool"), args.get("arguments"))
+        if target.startswith(SERVER_FALLBACK_TARGET):
+            server = target[len(SERVER_FALLBACK_TARGET) :]
+            return await self.call_tool(server, args.get("name"), args.get("args"))
+        entry = self._entries.get(target)
+        if entry is None:
+            server, _, tool = target.partition(_SEP)
+            return await self.call_tool(server, tool, args)
+        arguments = {entry.to_original.get(k, k): v for k, v in args.items()}
+        return await self._call_entry(entry, arguments)
+
+    async def call_tool(self, server: Any, tool: Any, arguments: Any = None) -> Any:
+        """Call by server (config key or namespace) and tool (MCP or Python name)."""
+        if not isinstance(server, str) or not isinstance(tool, str):
+            raise ToolCallError(
+                "call_tool(server, tool, arguments): server and tool must be strings",
+                "InvalidArguments",
+            )
+        if arguments is None:
+            arguments = {}
+        if not isinstance(arguments, dict):
+            raise ToolCallError(
+                f"call_tool(): arguments must be a dict, got {type(arguments).__name__}",
+                "InvalidArguments", server=server, tool=tool,
+            )  # fmt: skip
+        key = self._resolve_server(server)
+        if key is None:
+            known = ", ".join(sorted(self.connections)) or "none configured"
+            raise ToolCallError(f"no server named {server!r} (servers: {known})", "UnknownTool",
+                                server=server, tool=tool)  # fmt: skip
+        entry = self._entries.get(key + _SEP + tool) or next(
+            (e for e in self._entries.values() if e.info.server == key and e.info.py_name == tool),
+            None,
+        )
+        if entry is None:
+            blocked = self._policy_block(key, tool)
+            if blocked is not None and any(t.name == tool for t in self.connections[key].tools):
+                message = f"{key}.{tool} is blocked by policy: {blocked}"
+                raise ToolCallError(message, "PolicyBlocked", server=key, tool=tool)
+            connection = self.connections[key]
+            if connection.state != "ready":
+                # not listed because the server is down: the call reports why (and restarts it)
+                result = await connection.call(tool, arguments)
+                return unwrap(result, key, tool)
+            names = sorted(t.name for t in connection.tools)
+            raise ToolCallError(
+                f"server {key!r} has no tool {tool!r}; its tools: {', '.join(names) or 'none'}",
+                "UnknownTool", server=key, tool=tool,
+            )  # fmt: skip
+        return await self._call_entry(entry, arguments)
+
+    def _resolve_server(self, server: str) -> str | None:
+        if server in self.connections:
+            return server
+        for name, ns in self._namespaces().items():
+            if ns == server:
+                return name
+        return None
+
+    async def _call_entry(self, entry: _Entry, arguments: dict[str, Any]) -> Any:
+        info = entry.info
+        if entry.validator is not None:
+            error = jsonschema.exceptions.best_match(entry.validator.iter_errors(arguments))
+            if error is not None:
+                raise ToolCallError(_argument_error(info, error), "InvalidArguments",
+                                    server=info.server, tool=info.name)  # fmt: skip
+        result = await self.connections[info.server].call(info.name, arguments)
+        return unwrap(result, info.server, info.name, info.output_schema)
+
+
+def _validator(schema: Any) -> Any:
+    if not isinstance(schema, dict):
+        return None
+    try:
+        cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+        cls.check_schema(schema)
+        return cls(schema)
+    except Exception as exc:  # noqa: BLE001 - a broken schema disables validation, not the tool
+        log.warning("a tool's inputSchema is invalid, arguments will not be checked: %s", exc)
+        return None
+
+
+def _argument_error(info: ToolInfo, error: jsonschema.ValidationError) -> str:
+    to_py = {p.original: p.name for p in info.params}
+    where = list(error.absolute_path)
+    head = f"{info.path}()"
+    if error.validator == "required" and not where:
+        missing = [p for p in error.validator_value if p not in (error.instance or {})]
+        names = ", ".join(repr(to_py.get(m, m)) for m in missing)
+        return f"{head}: missing required parameter {names}"
+    if error.validator == "additionalProperties" and not where:
+        extra = sorted(set(error.instance or {}) - set(to_py))
+        known = ", ".join(to_py.values())
+        return f"{head}: unexpected parameter(s) {', '.join(map(repr, extra))}; parameters: {known}"
+    if where:
+        param = to_py.get(str(where[0]), str(where[0]))
+        inner = "".join(f"[{p!r}]" for p in where[1:])
+        given = repr(error.instance)
+        given = given if len(given) <= 60 else given[:57] + "..."
+        if error.validator == "type":
+            expected = error.validator_value
+            return (
+                f"{head}: parameter {param!r}{inner} expected {expected}, "
+                f"got {given} ({type(error.instance).__name__})"
+            )
+        return f"{head}: parameter {param!r}{inner}: {error.message}"
+    return f"{head}: {error.message}"

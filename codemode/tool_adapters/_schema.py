@@ -1,0 +1,280 @@
+"""From MCP tool definitions to Python: names, parameters, annotations, catalog and stubs.
+
+Everything here is a pure function of the tool definitions, so the text the model sees is
+the same on every run for the same downstream tools (prompt caches stay warm).
+
+Naming rules (documented in the README):
+- A server's namespace is its config key (or its `namespace` option) made an identifier:
+  characters other than letters, digits and "_" become "_", a leading digit gets a "_",
+  and a Python keyword or a name the sandbox already uses gets a trailing "_".
+- A tool name that is already an identifier is kept as it is (`getUser` stays); any other
+  becomes snake_case (`get-sum` -> `get_sum`, `List Files` -> `list_files`).
+- Two tools of one server that map to the same name: the one whose MCP name *is* that name
+  keeps it, else the first in sorted order; the others get `_2`, `_3`, ... in sorted order.
+- Parameters that are not identifiers are renamed the same way; the call sends the
+  original names. Positional arguments follow the signature's order: the schema's order,
+  with required parameters moved before optional ones where the schema lists them after.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass
+from typing import Any
+
+RESERVED = frozenset({"asyncio", "json", "ToolError", "tools", "call_tool", "print"})
+MAX_DEPTH = 4
+DOC_LINE_CHARS = 100
+
+
+def identifier(name: str, reserved: frozenset[str] = RESERVED) -> str:
+    """`name` as a Python identifier, by the rules in the module docstring."""
+    if name.isidentifier() and not keyword.iskeyword(name) and name not in reserved:
+        return name
+    text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name) if not name.isidentifier() else name
+    text = re.sub(r"\W+", "_", text).strip("_")
+    if not name.isidentifier():
+        text = text.lower()
+    text = text or "_"
+    if text[0].isdigit():
+        text = "_" + text
+    if keyword.iskeyword(text) or text in reserved or keyword.issoftkeyword(text):
+        text += "_"
+    return text
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    name: str  # the Python name
+    original: str  # the name in the schema
+    required: bool
+    annotation: str
+    default: Any = None
+    has_default: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ToolInfo:
+    """One downstream tool as the code sees it."""
+
+    server: str  # config key
+    namespace: str  # Python namespace
+    name: str  # MCP name
+    py_name: str
+    description: str
+    params: tuple[ParamInfo, ...]
+    returns: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any] | None
+    read_only: bool = False
+
+    @property
+    def path(self) -> str:
+        return f"{self.namespace}.{self.py_name}"
+
+    def signature(self, qualified: bool = True) -> str:
+        parts = []
+        for p in self.params:
+            text = f"{p.name}: {p.annotation}"
+            if not p.required:
+                text += f" = {_literal(p.default) if p.has_default else 'None'}"
+            parts.append(text)
+        name = self.path if qualified else self.py_name
+        return f"{name}({', '.join(parts)}) -> {self.returns}"
+
+    def first_line(self) -> str:
+        line = self.description.strip().splitlines()[0] if self.description.strip() else ""
+        return line if len(line) <= DOC_LINE_CHARS else line[: DOC_LINE_CHARS - 1] + "…"
+
+    def doc(self) -> str:
+        lines = [self.description.strip()] if self.description.strip() else []
+        described = [p for p in self.params if p.description]
+        if described:
+            lines += ["", "Args:"]
+            lines += [f"    {p.name}: {' '.join(p.description.split())}" for p in described]
+        if self.name != self.py_name:
+            lines += ["", f"MCP name: {self.name!r} (server {self.server!r})"]
+        return "\n".join(lines)
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, (int, float, str)):
+        return repr(value)
+    return repr(value) if len(repr(value)) < 40 else "..."
+
+
+def annotation(schema: Any, root: dict[str, Any] | None = None, depth: int = 0) -> str:
+    """A Python-style annotation for a JSON Schema (TypedDict-style text for objects)."""
+    if not isinstance(schema, dict):
+        return "Any"
+    root = root if root is not None else schema
+    if depth > MAX_DEPTH:
+        return "Any"
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        name = ref.rsplit("/", 1)[-1]
+        return name if name.isidentifier() else "dict"
+    if "const" in schema:
+        return f"Literal[{_literal(schema['const'])}]"
+    enum = schema.get("enum")
+    if isinstance(enum, list) and enum:
+        shown = ", ".join(_literal(v) for v in enum[:12])
+        return f"Literal[{shown}{', ...' if len(enum) > 12 else ''}]"
+    for key in ("anyOf", "oneOf"):
+        options = schema.get(key)
+        if isinstance(options, list) and options:
+            return _union([annotation(o, root, depth + 1) for o in options])
+    all_of = schema.get("allOf")
+    if isinstance(all_of, list) and len(all_of) == 1:
+        return annotation(all_of[0], root, depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return _union([annotation({**schema, "type": k}, root, depth + 1) for k in kind])
+    if kind == "string":
+        return "str"
+    if kind == "integer":
+        return "int"
+    if kind == "number":
+        return "float"
+    if kind == "boolean":
+        return "bool"
+    if kind == "null":
+        return "None"
+    if kind == "array":
+        items = schema.get("items")
+        return f"list[{annotation(items, root, depth + 1)}]" if isinstance(items, dict) else "list"
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties")
+        if isinstance(props, dict) and props and depth < MAX_DEPTH:
+            required = set(schema.get("required") or ())
+            fields = [
+                f"{name}{'' if name in required else '?'}: {annotation(sub, root, depth + 1)}"
+                for name, sub in list(props.items())[:12]
+            ]
+            more = ", ..." if len(props) > 12 else ""
+            return "{" + ", ".join(fields) + more + "}"
+        return "dict"
+    return "Any"
+
+
+def _union(parts: list[str]) -> str:
+    seen: list[str] = []
+    for part in parts:
+        if part not in seen:
+            seen.append(part)
+    return " | ".join(seen) if seen else "Any"
+
+
+def params_of(schema: Any) -> tuple[ParamInfo, ...]:
+    if not isinstance(schema, dict):
+        return ()
+    props = schema.get("properties")
+    if not isinstance(props, dict):
+        return ()
+    required = schema.get("required")
+    required = set(required) if isinstance(required, list) else set()
+    taken: set[str] = set()
+    params = []
+    for original, sub in props.items():
+        if not isinstance(original, str):
+            continue
+        name = identifier(original, frozenset())
+        while name in taken:
+            name += "_"
+        taken.add(name)
+        sub = sub if isinstance(sub, dict) else {}
+        params.append(
+            ParamInfo(
+                name=name,
+                original=original,
+                required=original in required,
+                annotation=annotation(sub, schema),
+                default=sub.get("default"),
+                has_default="default" in sub,
+                description=str(sub.get("description") or ""),
+            )
+        )
+    # Python needs required parameters first; the sort is stable, so schema order stays.
+    return tuple(sorted(params, key=lambda p: not p.required))
+
+
+def returns_of(output_schema: Any) -> str:
+    if not isinstance(output_schema, dict):
+        return "Any"
+    wrapped = wrapped_result_schema(output_schema)
+    return annotation(wrapped if wrapped is not None else output_schema)
+
+
+def wrapped_result_schema(output_schema: Any) -> Any:
+    """The MCP SDK wraps non-object returns as {"result": value}: the schema of that value,
+    when `output_schema` is such a wrapper, else None."""
+    if not isinstance(output_schema, dict):
+        return None
+    props = output_schema.get("properties")
+    if (
+        isinstance(props, dict)
+        and list(props) == ["result"]
+        and output_schema.get("required") == ["result"]
+    ):
+        return props["result"]
+    return None
+
+
+def assign_names(namespace: str, server: str, tools: list[Any]) -> dict[str, str]:
+    """MCP name -> Python name for one server's tools, collision-free (see module doc)."""
+    wanted: dict[str, list[str]] = {}
+    for name in sorted(t.name for t in tools):
+        wanted.setdefault(identifier(name, frozenset()), []).append(name)
+    result: dict[str, str] = {}
+    taken = set(wanted)
+    for py, names in sorted(wanted.items()):
+        names.sort(key=lambda n: (n != py, n))
+        result[names[0]] = py
+        suffix = 2
+        for other in names[1:]:
+            while f"{py}_{suffix}" in taken:
+                suffix += 1
+            result[other] = f"{py}_{suffix}"
+            taken.add(result[other])
+            suffix += 1
+    return result
+
+
+def render_catalog(tools: list[ToolInfo]) -> str:
+    """One line per tool, grouped by namespace: what the model reads in the description."""
+    lines = []
+    for tool in sorted(tools, key=lambda t: (t.namespace, t.py_name)):
+        doc = tool.first_line()
+        lines.append(f"await {tool.signature()}" + (f"  # {doc}" if doc else ""))
+    return "\n".join(lines)
+
+
+def render_stubs(tools: list[ToolInfo]) -> str:
+    """A .pyi-style text per namespace, with full docstrings."""
+    out = ["from typing import Any, Literal", ""]
+    by_ns: dict[str, list[ToolInfo]] = {}
+    for tool in tools:
+        by_ns.setdefault(tool.namespace, []).append(tool)
+    for namespace in sorted(by_ns):
+        server = by_ns[namespace][0].server
+        out.append(f"class {namespace}:  # server {server!r}")
+        for tool in sorted(by_ns[namespace], key=lambda t: t.py_name):
+            sig = tool.signature(qualified=False)
+            out.append(f"    async def {_stub_safe(sig)}:")
+            doc = tool.doc().replace('"""', "'''")
+            if doc:
+                body = "\n".join(f"        {line}" if line else "" for line in doc.splitlines())
+                out.append(f'        """\n{body}\n        """')
+            else:
+                out.append("        ...")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _stub_safe(signature: str) -> str:
+    # TypedDict-style object text is not Python syntax: quote it as a string annotation.
+    return re.sub(r": (\{[^=]*?\})(?=, |\) ->| =)", lambda m: f": {m.group(1)!r}", signature)

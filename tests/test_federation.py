@@ -1,0 +1,335 @@
+"""Downstream federation against real MCP servers over stdio and HTTP: ours and third-party."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from codemode.config import parse_config
+from codemode.errors import ToolCallError
+from codemode.tool_adapters import Federation
+
+HERE = Path(__file__).parent
+FAULTY = str(HERE / "servers" / "faulty.py")
+BIN = Path(sys.executable).parent
+NPM_BIN = HERE / "npm" / "node_modules" / ".bin"
+
+
+def demo(which: str) -> dict:
+    return {"command": sys.executable, "args": ["-m", "codemode.demo.servers", which]}
+
+
+def faulty(*flags: str) -> dict:
+    return {"command": sys.executable, "args": [FAULTY, *flags]}
+
+
+def children(marker: str = "faulty.py") -> set[int]:
+    """Child processes of this test process whose command line contains `marker`."""
+    out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(os.getpid())],
+                         capture_output=True, text=True)  # fmt: skip
+    return {int(line.split()[0]) for line in out.stdout.splitlines() if marker in line}
+
+
+BRIEF_EXPENSES = """
+import asyncio
+team = await get_team_members()
+expenses = await asyncio.gather(*[get_expenses(m["id"], "Q3") for m in team])
+exceeded = [m for m, exp in zip(team, expenses) if sum(e["amount"] for e in exp) > 10000]
+return {"exceeded_count": len(exceeded), "list": [m["name"] for m in exceeded]}
+"""
+
+BRIEF_LEADS = """
+leads = await get_leads(query="unqualified")
+results = []
+for lead in leads:
+    score = await score_lead(lead)
+    if score > 0.8:
+        company = await get_company(lead.company_id)
+        results.append({"lead": lead.id, "score": score, "company": company.name})
+return results
+"""
+
+BRIEF_JOBS = """
+import asyncio, json
+offers = await get_job_offers()
+companies = await asyncio.gather(*[get_company_details(o.company_id) for o in offers])
+tech_offers = [o for o, c in zip(offers, companies) if 'tech' in c.industry.lower()]
+best_offer = max(tech_offers, key=lambda o: o.salary)
+print(json.dumps({
+    "offer": best_offer.to_dict(),
+    "company": companies[offers.index(best_offer)].to_dict(),
+    "salary": best_offer.salary,
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+async def brief():
+    config = parse_config(
+        {"mcpServers": {"team": demo("team"), "crm": demo("leads"), "jobs": demo("jobs")}}
+    )
+    async with Federation(config) as fed:
+        yield fed
+
+
+async def test_brief_expense_workflow_runs_unchanged(pool, brief):
+    from codemode.demo import data
+
+    r = await pool.execute(BRIEF_EXPENSES, brief)
+    assert r.ok, r.error
+    expected = [m["name"] for m in data.team(20)
+                if sum(e["amount"] for e in data.expenses(m["id"], "Q3")) > 10000]  # fmt: skip
+    assert r.result == {"exceeded_count": len(expected), "list": expected}
+    assert 0 < len(expected) < 20
+    assert r.stats.tool_calls == 21 and r.stats.bytes_from_tools > 10 * r.stats.bytes_returned
+
+
+async def test_brief_lead_workflow_with_attribute_access(pool, brief):
+    r = await pool.execute(BRIEF_LEADS, brief, pool.limits.replace(timeout_s=60))
+    assert r.ok, r.error
+    assert r.result and all(item["score"] > 0.8 for item in r.result)
+
+
+async def test_brief_job_offer_workflow_prints_json(pool, brief):
+    import json
+
+    r = await pool.execute(BRIEF_JOBS, brief)
+    assert r.ok, r.error
+    printed = json.loads(r.stdout)
+    assert "tech" in printed["company"]["industry"].lower()
+    assert printed["salary"] == printed["offer"]["salary"]
+
+
+async def test_namespaces_and_bare_globals(pool, brief):
+    r = await pool.execute(
+        "[len(await team.get_team_members()), (await crm.get_company('c001')).id]", brief
+    )
+    assert r.ok and r.result == [20, "c001"]
+    assert "await team.get_expenses(member_id: str, quarter: str)" in brief.catalog()
+
+
+async def test_bad_argument_names_parameter_expected_type_and_value(pool, brief):
+    r = await pool.execute("await get_expenses(42, 'Q3')", brief)
+    assert r.error.type == "ToolError"
+    assert (
+        r.error.message
+        == "team.get_expenses(): parameter 'member_id' expected string, got 42 (int)"
+    )
+    assert r.error.details["kind"] == "InvalidArguments"
+
+
+async def test_tool_error_carries_server_message(pool, brief):
+    r = await pool.execute("await get_expenses('nobody', 'Q3')", brief)
+    assert r.error.type == "ToolError" and "no team member with id 'nobody'" in r.error.message
+
+
+async def test_failing_server_does_not_stop_others_and_reports_stderr(pool):
+    config = parse_config({"mcpServers": {"ok": faulty(), "bad": faulty("--exit-at-start")}})
+    async with Federation(config) as fed:
+        status = fed.status()
+        assert status["ok"] is None
+        assert "missing API key FAULTY_TOKEN" in status["bad"]
+        r = await pool.execute("await bad.anything()", fed)
+        assert r.error.type == "ToolError" and "FAULTY_TOKEN" in r.error.message
+        r = await pool.execute("await ok.echo('hi', times=2)", fed)
+        assert r.result == "hihi"
+
+
+async def test_garbage_on_stdout_at_start_is_survived_or_reported():
+    config = parse_config({"mcpServers": {"g": faulty("--garbage-at-start")},
+                           "codemode": {"servers": {"g": {"connect_timeout_s": 10}}}})  # fmt: skip
+    async with Federation(config) as fed:
+        if fed.status()["g"] is None:
+            assert await fed.call_tool("g", "echo", {"value": "x"}) == "x"
+        else:
+            assert fed.status()["g"]
+
+
+async def test_crash_mid_call_then_restart_on_next_call():
+    async with Federation(parse_config({"mcpServers": {"f": faulty()}})) as fed:
+        first_pid = await fed.call_tool("f", "pid")
+        with pytest.raises(ToolCallError) as err:
+            await fed.call_tool("f", "crash")
+        assert err.value.kind == "ServerUnavailable" and "crashing on purpose" in err.value.message
+        second_pid = await fed.call_tool("f", "pid")
+        assert second_pid != first_pid and fed.connections["f"].restarts == 1
+
+
+async def test_hung_call_times_out_naming_server_tool_and_limit():
+    config = parse_config(
+        {"mcpServers": {"f": faulty()}, "codemode": {"servers": {"f": {"call_timeout_s": 0.5}}}}
+    )
+    async with Federation(config) as fed:
+        started = time.monotonic()
+        with pytest.raises(ToolCallError) as err:
+            await fed.call_tool("f", "hang")
+        assert time.monotonic() - started < 3
+        assert err.value.kind == "Timeout"
+        assert "f.hang" in err.value.message and "call_timeout_s" in err.value.message
+        assert await fed.call_tool("f", "echo", {"value": "still"}) == "still"
+
+
+async def test_slow_calls_run_concurrently(pool):
+    async with Federation(parse_config({"mcpServers": {"f": faulty()}})) as fed:
+        r = await pool.execute("await asyncio.gather(*[f.slow(300) for _ in range(10)])", fed)
+        assert r.ok and r.result == [300] * 10
+        assert r.stats.duration_ms < 1500
+
+
+async def test_ten_megabyte_result_and_mixed_content(pool):
+    async with Federation(parse_config({"mcpServers": {"f": faulty()}})) as fed:
+        r = await pool.execute("len(await f.big(10))", fed)
+        assert r.ok and r.result == 10 * 1024 * 1024
+        mixed = await fed.call_tool("f", "mixed")
+        assert mixed[0] == "caption"
+        assert (
+            mixed[1]["type"] == "image"
+            and mixed[1]["mime_type"] == "image/png"
+            and mixed[1]["size"] == 24
+        )
+
+
+async def test_hyphenated_name_as_snake_case_and_through_call_tool(pool):
+    async with Federation(parse_config({"mcpServers": {"f": faulty()}})) as fed:
+        code = "[await f.weird_name(4), await weird_name(some_value=5), await call_tool('f', 'weird-name', {'some_value': 6})]"
+        r = await pool.execute(code, fed)
+        assert r.ok and r.result == [8, 10, 12], r.error
+
+
+async def test_tools_list_changed_refreshes_the_catalog():
+    async with Federation(parse_config({"mcpServers": {"f": faulty()}})) as fed:
+        changed = asyncio.Event()
+
+        async def listener() -> None:
+            changed.set()
+
+        fed.on_tools_changed(listener)
+        assert "f.late_tool()" not in fed.catalog()
+        assert await fed.call_tool("f", "add_tool") == "added"
+        await asyncio.wait_for(changed.wait(), 5)
+        assert "f.late_tool()" in fed.catalog()
+        assert await fed.call_tool("f", "late_tool") == "late"
+
+
+async def test_allow_and_deny_lists_block_with_the_rule():
+    config = parse_config({
+        "mcpServers": {"f": faulty()},
+        "codemode": {"servers": {"f": {"deny": ["cra*", "hang"]}}},
+    })  # fmt: skip
+    async with Federation(config) as fed:
+        assert "crash" not in fed.catalog() and "echo" in fed.catalog()
+        with pytest.raises(ToolCallError) as err:
+            await fed.call_tool("f", "crash")
+        assert err.value.kind == "PolicyBlocked" and "'cra*'" in err.value.message
+
+
+async def test_shutdown_leaves_no_child_process():
+    before = children()
+    config = parse_config({"mcpServers": {f"s{i}": faulty() for i in range(4)}})
+    async with Federation(config) as fed:
+        assert all(v is None for v in fed.status().values())
+        assert len(children() - before) >= 4
+    await asyncio.sleep(0.2)
+    assert children() - before == set()
+
+
+@pytest.fixture
+def http_server():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, FAULTY, "--http-port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}/mcp"
+    proc.kill()
+    proc.wait()
+
+
+async def test_streamable_http_downstream(pool, http_server):
+    config = parse_config({"mcpServers": {"web": {"url": http_server}}})
+    async with Federation(config) as fed:
+        assert fed.status() == {"web": None}
+        r = await pool.execute("await asyncio.gather(web.echo('a'), web.slow(10))", fed)
+        assert r.ok and r.result == ["a", 10], r.error
+
+
+# -- third-party servers, installed by .ci/run (PyPI and npm) ---------------------------
+
+
+async def test_third_party_time_server_from_pypi(pool):
+    config = parse_config({"mcpServers": {"time": {"command": str(BIN / "mcp-server-time"),
+                                                   "args": ["--local-timezone", "UTC"]}}})  # fmt: skip
+    async with Federation(config) as fed:
+        assert fed.status() == {"time": None}, fed.status()
+        r = await pool.execute("(await time.get_current_time(timezone='UTC'))['timezone']", fed)
+        assert r.ok and r.result == "UTC", r.error
+
+
+async def test_third_party_git_server_from_pypi(pool, tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "a.txt").write_text("hello\n")
+    subprocess.run([*git, "add", "a.txt"], check=True)
+    subprocess.run([*git, "commit", "-qm", "first commit"], check=True)
+    config = parse_config({"mcpServers": {"git": {"command": str(BIN / "mcp-server-git"),
+                                                  "args": ["--repository", str(repo)]}}})  # fmt: skip
+    async with Federation(config) as fed:
+        assert fed.status() == {"git": None}, fed.status()
+        r = await pool.execute(f"await git.git_log(repo_path={str(repo)!r})", fed)
+        assert r.ok and "first commit" in str(r.result), r.error
+
+
+async def test_third_party_everything_server_with_hyphenated_names(pool):
+    config = parse_config(
+        {"mcpServers": {"everything": {"command": str(NPM_BIN / "mcp-server-everything")}}}
+    )
+    async with Federation(config) as fed:
+        assert fed.status() == {"everything": None}, fed.status()
+        names = [t.name for t in fed.tools]
+        assert any("-" in n for n in names), names
+        r = await pool.execute("await everything.echo(message='hi')", fed)
+        assert r.ok and "hi" in str(r.result), r.error
+        hyphenated = next(t for t in fed.tools if "-" in t.name)
+        assert hyphenated.py_name == hyphenated.name.replace("-", "_")
+
+
+async def test_third_party_filesystem_server(pool, tmp_path):
+    (tmp_path / "notes.txt").write_text("codemode was here\n")
+    config = parse_config({"mcpServers": {"fs": {"command": str(NPM_BIN / "mcp-server-filesystem"),
+                                                 "args": [str(tmp_path)]}}})  # fmt: skip
+    async with Federation(config) as fed:
+        assert fed.status() == {"fs": None}, fed.status()
+        r = await pool.execute(
+            f"await fs.read_text_file(path={str(tmp_path / 'notes.txt')!r})", fed
+        )
+        assert r.ok and "codemode was here" in str(r.result), r.error
+
+
+async def test_third_party_memory_server(pool, tmp_path):
+    config = parse_config({"mcpServers": {"mem": {"command": str(NPM_BIN / "mcp-server-memory"),
+                                                  "env": {"MEMORY_FILE_PATH": str(tmp_path / "m.json")}}}})  # fmt: skip
+    async with Federation(config) as fed:
+        assert fed.status() == {"mem": None}, fed.status()
+        code = """
+await mem.create_entities(entities=[{"name": "Ada", "entityType": "person", "observations": ["wrote code"]}])
+graph = await mem.read_graph()
+[e["name"] for e in graph["entities"]]
+"""
+        r = await pool.execute(code, fed)
+        assert r.ok and r.result == ["Ada"], r.error
