@@ -17,6 +17,13 @@ from mcp.server.mcpserver.exceptions import ToolError
 from . import data
 
 
+def _company(company_id: str) -> dict[str, Any]:
+    company = data.companies().get(company_id)
+    if company is None:
+        raise ToolError(f"no company with id {company_id!r}")
+    return company
+
+
 def team_server(latency_s: float, size: int) -> MCPServer:
     server = MCPServer("team")
 
@@ -57,10 +64,7 @@ def leads_server(latency_s: float) -> MCPServer:
     async def get_company(company_id: str) -> dict[str, Any]:
         """Company details by id: name, industry, employees, country, founded."""
         await asyncio.sleep(latency_s)
-        company = data.companies().get(company_id)
-        if company is None:
-            raise ToolError(f"no company with id {company_id!r}")
-        return company
+        return _company(company_id)
 
     return server
 
@@ -78,10 +82,7 @@ def jobs_server(latency_s: float) -> MCPServer:
     async def get_company_details(company_id: str) -> dict[str, Any]:
         """Company details by id: name, industry, employees, country, founded."""
         await asyncio.sleep(latency_s)
-        company = data.companies().get(company_id)
-        if company is None:
-            raise ToolError(f"no company with id {company_id!r}")
-        return company
+        return _company(company_id)
 
     return server
 
