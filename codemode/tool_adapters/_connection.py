@@ -92,12 +92,16 @@ class Connection:
             self._backoff = 0.0  # the first restart after a good run is immediate
 
     def _fail(self, reason: str) -> None:
+        self._mark_failed(reason)
+        raise ServerStartError(f"server {self.name!r} failed to start: {self.error}")
+
+    def _mark_failed(self, reason: str) -> None:
+        """Record why the server is down (with its stderr tail) and when it may restart."""
         tail = self.stderr_tail()
         self.state = "failed"
         self.error = reason + (f"\n--- stderr (last lines) ---\n{tail}" if tail else "")
         self._next_start = time.monotonic() + self._backoff
         self._backoff = min(max(self._backoff * 2, RESTART_BACKOFF_S[0]), RESTART_BACKOFF_S[1])
-        raise ServerStartError(f"server {self.name!r} failed to start: {self.error}")
 
     async def _run(self, ready: asyncio.Future[None]) -> None:
         try:
@@ -247,15 +251,7 @@ class Connection:
             closed = isinstance(exc, MCPError) and exc.error.code == CONNECTION_CLOSED
             if closed or self.session is None or self.state != "ready":
                 await self._stop_runner()
-                tail = self.stderr_tail()
-                self.state = "failed"
-                self.error = "the server closed the connection" + (
-                    f"\n--- stderr (last lines) ---\n{tail}" if tail else ""
-                )
-                self._next_start = time.monotonic() + self._backoff
-                self._backoff = min(
-                    max(self._backoff * 2, RESTART_BACKOFF_S[0]), RESTART_BACKOFF_S[1]
-                )
+                self._mark_failed("the server closed the connection")
                 message = f"server {self.name!r} stopped during {self.name}.{tool}: {self.error}"
                 raise ToolCallError(
                     message, "ServerUnavailable", server=self.name, tool=tool
