@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
-from mcp import types
 
 from ..config import Config
 from ..errors import ServerStartError, ToolCallError
@@ -112,9 +111,6 @@ class Federation:
             result[name] = ns
         return result
 
-    def _exposed(self, server: str, tool: types.Tool) -> bool:
-        return self._policy_block(server, tool.name) is None
-
     def _policy_block(self, server: str, tool: str) -> str | None:
         options = self.config.options(server)
         if options.allow is not None and not any(
@@ -129,7 +125,11 @@ class Federation:
     def _rebuild(self) -> None:
         entries: dict[str, _Entry] = {}
         for server, ns in self._namespaces().items():
-            tools = [t for t in self.connections[server].tools if self._exposed(server, t)]
+            tools = [
+                t
+                for t in self.connections[server].tools
+                if self._policy_block(server, t.name) is None
+            ]
             names = assign_names(ns, server, tools)
             for tool in tools:
                 params = params_of(tool.input_schema)

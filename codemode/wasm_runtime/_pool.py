@@ -60,7 +60,6 @@ class _WorkerProcess:
         self.reader = reader
         self.writer = writer
         self.ready_ms = 0.0
-        self.executions = 0
 
     @classmethod
     async def start(cls, compiled: Path, memory_bytes: int) -> _WorkerProcess:
