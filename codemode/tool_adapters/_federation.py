@@ -76,7 +76,7 @@ class Federation:
         status: dict[str, str | None] = {}
         for name, outcome in zip(self.connections, results):
             if isinstance(outcome, ServerStartError):
-                log.error("%s", outcome)
+                log.warning("%s", outcome)
                 status[name] = self.connections[name].error
             elif isinstance(outcome, BaseException):
                 raise outcome
@@ -185,6 +185,11 @@ class Federation:
     def tools(self) -> list[ToolInfo]:
         return sorted((e.info for e in self._entries.values()), key=lambda t: t.path)
 
+    @property
+    def namespaces(self) -> dict[str, str]:
+        """Server config key -> the namespace the code reaches its tools through."""
+        return self._namespaces()
+
     def catalog(self) -> str:
         return render_catalog(self.tools)
 
@@ -201,6 +206,21 @@ class Federation:
 
     def functions(self) -> list[FunctionSpec]:
         return list(self._functions)
+
+    def label(self, target: str, args: dict[str, Any]) -> str:
+        """A call's name for result listings: "namespace.tool" where it can be known."""
+        entry = self._entries.get(target)
+        if entry is not None:
+            return entry.info.path
+        if target == CALL_TOOL_TARGET:
+            server, tool = args.get("server"), args.get("tool")
+        elif target.startswith(SERVER_FALLBACK_TARGET):
+            server, tool = target[len(SERVER_FALLBACK_TARGET) :], args.get("name")
+        else:
+            server, _, tool = target.partition(_SEP)
+        key = self._resolve_server(server) if isinstance(server, str) else None
+        namespace = self._namespaces().get(key, server) if key else server
+        return f"{namespace}.{tool}"
 
     async def call(self, target: str, args: dict[str, Any]) -> Any:
         if target == CALL_TOOL_TARGET:

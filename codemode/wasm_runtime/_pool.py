@@ -18,7 +18,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,7 @@ class SandboxPool:
         self._starting = 0
         self._available = asyncio.Condition()
         self._background: set[asyncio.Task[None]] = set()
+        self._cleanups: set[asyncio.Future[None]] = set()
         self._seq = 0
         self._closed = False
         self.last_worker_ready_ms = 0.0
@@ -166,6 +167,7 @@ class SandboxPool:
 
     async def close(self) -> None:
         self._closed = True
+        await asyncio.gather(*self._cleanups, return_exceptions=True)
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -229,13 +231,25 @@ class SandboxPool:
             self._available.notify()
         self._replace_later()
 
+    async def _after_run(self, run: _Execution, worker: _WorkerProcess, healthy: bool) -> None:
+        await run.stop_calls()
+        await self._release(worker, healthy)
+
     @staticmethod
     def _memory_bytes(limits: Limits) -> int:
         return int(limits.memory_mb * 1024 * 1024)
 
-    async def execute(self, code: str, tool_host: ToolHost | None = None,
-                      limits: Limits | None = None) -> ExecutionResult:  # fmt: skip
-        """Run `code`; never raises for anything the code does (see ExecutionResult)."""
+    async def execute(
+        self,
+        code: str,
+        tool_host: ToolHost | None = None,
+        limits: Limits | None = None,
+        on_call_done: Callable[[int], None] | None = None,
+    ) -> ExecutionResult:
+        """Run `code`; never raises for anything the code does (see ExecutionResult).
+
+        `on_call_done(n)` is called each time a tool call finishes, with the number
+        finished so far (for progress reports); it must not block."""
         limits = limits or self.limits
         started = time.monotonic()
         code_size = len(code.encode("utf-8", "surrogatepass"))
@@ -248,13 +262,18 @@ class SandboxPool:
             )
         functions = list(tool_host.functions()) if tool_host is not None else []
         worker = await self._acquire()
-        run = _Execution(self, worker, code, tool_host, functions, limits)
+        run = _Execution(self, worker, code, tool_host, functions, limits, on_call_done)
         healthy = False
         try:
             result, healthy = await run.go()
         finally:
-            await run.stop_calls()
-            await self._release(worker, healthy)
+            # Shielded: a cancelled caller (an MCP client's cancel arrives as an anyio
+            # cancel scope, which cancels every later await too) must still get its worker
+            # killed and replaced, and its calls stopped.
+            cleanup = asyncio.ensure_future(self._after_run(run, worker, healthy))
+            self._cleanups.add(cleanup)
+            cleanup.add_done_callback(self._cleanups.discard)
+            await asyncio.shield(cleanup)
         result.stats.duration_ms = (time.monotonic() - started) * 1000
         return result
 
@@ -268,7 +287,7 @@ class _Execution:
 
     def __init__(self, pool: SandboxPool, worker: _WorkerProcess, code: str,
                  tool_host: ToolHost | None, functions: Sequence[FunctionSpec],
-                 limits: Limits) -> None:  # fmt: skip
+                 limits: Limits, on_call_done: Callable[[int], None] | None) -> None:  # fmt: skip
         pool._seq += 1
         self.seq = pool._seq
         self.worker = worker
@@ -282,6 +301,10 @@ class _Execution:
         self.records: list[CallRecord] = []
         self.records_dropped = 0
         self.seen_ids: set[int] = set()
+        self.on_call_done = on_call_done
+        self.calls_done = 0
+        label = getattr(tool_host, "label", None)
+        self.label: Callable[[str, dict[str, Any]], str] = label or (lambda target, _: target)
 
     async def go(self) -> tuple[ExecutionResult, bool]:
         options = {
@@ -380,9 +403,13 @@ class _Execution:
             self._complete(call_id, error=("InternalError", f"{type(exc).__name__}: {exc}", {}))
         finally:
             if len(self.records) < MAX_CALL_RECORDS:
-                self.records.append(CallRecord(target, (time.monotonic() - started) * 1000, ok))
+                ms = (time.monotonic() - started) * 1000
+                self.records.append(CallRecord(self.label(target, args), ms, ok))
             else:
                 self.records_dropped += 1
+            self.calls_done += 1
+            if self.on_call_done is not None:
+                self.on_call_done(self.calls_done)
 
     def _complete(self, call_id: int, value_json: str | None = None,
                   error: tuple[str, str, dict[str, Any]] | None = None) -> None:  # fmt: skip

@@ -86,6 +86,9 @@ class ToolHost(Protocol):
         """Run one call; return a JSON-serializable value or raise `ToolCallError`."""
         ...
 
+    # Optional: `label(target, args) -> str`, the name a call is listed under in
+    # `ExecutionResult.calls` (a target is opaque and may not be readable).
+
 
 @dataclass
 class ExecutionError:
@@ -100,7 +103,8 @@ class ExecutionError:
 
 @dataclass
 class CallRecord:
-    target: str
+    tool: str
+    """The host's name for the call (`ToolHost.label`), else its target."""
     ms: float
     ok: bool
 
