@@ -1,0 +1,12 @@
+"""The MCP server: one tool, `execute_code`, that runs Python against the downstream tools.
+
+Wires `wasm_runtime` (run this code) to `tool_adapters` (call this tool): `Engine` is the
+pair, `CodeModeServer` serves it over MCP.
+"""
+
+from ._description import TOOL_NAME
+from ._engine import Engine
+from ._mcp import CodeModeServer, serve
+from ._results import OUTPUT_SCHEMA
+
+__all__ = ["OUTPUT_SCHEMA", "TOOL_NAME", "CodeModeServer", "Engine", "serve"]

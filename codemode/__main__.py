@@ -1,0 +1,7 @@
+"""`python -m codemode ...` is the `codemode` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

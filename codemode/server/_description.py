@@ -1,0 +1,99 @@
+"""The `execute_code` tool's description: how to write for it, then what it can call.
+
+The text is a pure function of the limits, the tools and the servers' states, so the same
+downstream tools give the same bytes (prompt caches stay warm). It has a size budget
+(`codemode.description_budget_bytes`): past it, the catalog shrinks to tool names per
+server, then to server names, and the code looks the rest up with `tools.search()` and
+`tools.describe()` inside the sandbox.
+"""
+
+from __future__ import annotations
+
+from ..tool_adapters import ToolInfo, render_catalog
+from ..wasm_runtime import Limits
+
+TOOL_NAME = "execute_code"
+
+
+def _size(limit: int) -> str:
+    return f"{limit // 1024} KB" if limit % 1024 == 0 else f"{limit:,} bytes"
+
+
+def guide(limits: Limits) -> str:
+    """The part that teaches the model how to write programs for this tool."""
+    return f"""\
+Run a Python program that calls the tools listed below as async functions, in a sandbox \
+(CPython 3.14 compiled to WebAssembly). Prefer one program over many separate tool calls: it \
+can fetch, join, filter and aggregate, and only what it returns comes back to you.
+
+How to write it:
+- Top-level `await` works. Run calls in parallel with `await asyncio.gather(...)`; `asyncio` \
+and `json` are already imported.
+- End with `return <value>` (or a final expression): a small JSON-serializable summary, not \
+raw records. What the program prints is returned too.
+- Tool results are plain Python values; dicts also allow attribute access (`offer.salary`). A \
+failed call raises `ToolError` (catch it to carry on).
+- Inside the program, `tools.search("words")` finds tools and `tools.describe("ns.tool")` \
+gives a tool's signature and full documentation.
+- The standard library is available (re, json, datetime, collections, itertools, statistics, \
+math, ...). There is no network, no host file system and no subprocess: the tools are the \
+only way out. Each run starts fresh; nothing persists between runs.
+- Limits per run: {limits.timeout_s:g} s, {limits.memory_mb} MB of memory, \
+{limits.max_tool_calls} tool calls, {_size(limits.max_result_bytes)} of result and \
+{_size(limits.max_stdout_bytes)} of printed output."""
+
+
+def describe(
+    limits: Limits,
+    tools: list[ToolInfo],
+    namespaces: dict[str, str],
+    unavailable: list[str],
+    budget: int,
+    no_config_hint: str | None = None,
+) -> str:
+    """The whole description. `namespaces` maps each server's config key to its namespace;
+    `unavailable` names the servers that are not connected."""
+    head = guide(limits)
+    if not namespaces:
+        hint = no_config_hint or "Add servers to the codemode config file."
+        return (
+            f"{head}\n\nNo downstream MCP servers are configured, so only plain Python runs. {hint}"
+        )
+    tail = ""
+    if unavailable:
+        listed = ", ".join(
+            f"{namespaces[s]} ({s})" if namespaces[s] != s else s for s in sorted(unavailable)
+        )
+        tail = (
+            f"\n\nNot connected: {listed}. Calls to these servers raise ToolError with the "
+            "reason (and retry the connection)."
+        )
+    full = (
+        f"{head}\n\nFunctions (`await namespace.tool(...)`; a tool name that is unique across "
+        f"servers can also be called without its namespace):\n{render_catalog(tools)}{tail}"
+    )
+    if _fits(full, budget):
+        return full
+    by_ns: dict[str, list[str]] = {}
+    for tool in tools:
+        by_ns.setdefault(tool.namespace, []).append(tool.py_name)
+    names = "\n".join(f"{ns}: {', '.join(sorted(by_ns[ns]))}" for ns in sorted(by_ns))
+    lookup = (
+        'Use `tools.describe("namespace.tool")` in the program for signatures and docs, '
+        '`tools.search("words")` to find tools.'
+    )
+    short = (
+        f"{head}\n\nTools by namespace ({len(tools)} tools; the full catalog is over this "
+        f"description's size budget). {lookup}\n{names}{tail}"
+    )
+    if _fits(short, budget):
+        return short
+    counts = ", ".join(f"{ns} ({len(by_ns[ns])} tools)" for ns in sorted(by_ns))
+    return (
+        f"{head}\n\nNamespaces ({len(tools)} tools; too many to list here). {lookup}\n"
+        f"{counts}{tail}"
+    )
+
+
+def _fits(text: str, budget: int) -> bool:
+    return len(text.encode("utf-8")) <= budget

@@ -1,0 +1,235 @@
+"""The MCP face of the engine: one tool, `execute_code`, over stdio or streamable HTTP.
+
+Built on the SDK's low-level `Server` because the tool's description follows the
+downstream tools (and changes with them), and its result carries both text and
+`structuredContent`. Nothing here writes to stdout: on stdio that is the protocol channel
+(the SDK points fd 1 at stderr while it serves, so even a stray print cannot corrupt it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+import mcp_types as types
+from mcp.server.lowlevel import NotificationOptions, Server
+from mcp.server.session import ServerSession
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
+
+from .. import __version__
+from ..wasm_runtime import ExecutionError, ExecutionResult
+from . import _results
+from ._description import TOOL_NAME
+from ._engine import Engine
+
+log = logging.getLogger("codemode.server")
+
+PROGRESS_INTERVAL_S = 0.2
+"""At most one progress notification per execution this often (1,000 calls are not
+1,000 notifications)."""
+
+MAX_NOTIFIED_SESSIONS = 256
+"""Client sessions remembered for `tools/list_changed` (HTTP may have many over time)."""
+
+INPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "code": {
+            "type": "string",
+            "description": "The Python program. Top-level await works; return a small result.",
+        }
+    },
+    "required": ["code"],
+    "additionalProperties": False,
+}
+
+
+class _Progress:
+    """Sends `notifications/progress` (tool calls done so far) while one execution runs."""
+
+    def __init__(self, session: ServerSession) -> None:
+        self.session = session
+        self.done = 0
+        self.changed = asyncio.Event()
+
+    def update(self, done: int) -> None:
+        self.done = done
+        self.changed.set()
+
+    async def run(self) -> None:
+        while True:
+            await self.changed.wait()
+            self.changed.clear()
+            try:
+                calls = "call" if self.done == 1 else "calls"
+                await self.session.report_progress(
+                    self.done, None, f"{self.done} tool {calls} done"
+                )
+            except Exception as exc:  # noqa: BLE001 - a lost notification must not stop the code
+                log.debug("progress notification not sent: %s", exc)
+                return
+            await asyncio.sleep(PROGRESS_INTERVAL_S)
+
+
+def _has_progress_token(meta: Any) -> bool:
+    if not meta:
+        return False
+    getter = meta.get if isinstance(meta, dict) else lambda k: getattr(meta, k, None)
+    return getter("progress_token") is not None or getter("progressToken") is not None
+
+
+class CodeModeServer:
+    """An `Engine` served over MCP."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.bus = InMemorySubscriptionBus()
+        self._sessions: list[ServerSession] = []
+        self.server: Server[Any] = Server(
+            "codemode",
+            version=__version__,
+            title="codemode",
+            description="Run one Python program that calls all your MCP tools, in a wasm sandbox.",
+            on_list_tools=self._list_tools,
+            on_call_tool=self._call_tool,
+            on_subscriptions_listen=ListenHandler(self.bus),
+        )
+        self.server.add_notification_handler(
+            "notifications/initialized", types.NotificationParams, self._initialized
+        )
+        engine.federation.on_tools_changed(self._tools_changed)
+
+    def init_options(self) -> Any:
+        return self.server.create_initialization_options(NotificationOptions(tools_changed=True))
+
+    # -- handlers ----------------------------------------------------------------------
+
+    async def _initialized(self, ctx: Any, params: Any) -> None:
+        self._sessions.append(ctx.session)
+        del self._sessions[:-MAX_NOTIFIED_SESSIONS]
+
+    async def tool(self) -> types.Tool:
+        await self.engine.servers_ready()
+        return types.Tool(
+            name=TOOL_NAME,
+            title="Run Python code that calls your tools",
+            description=self.engine.description(),
+            input_schema=INPUT_SCHEMA,
+            output_schema=_results.OUTPUT_SCHEMA,
+            annotations=types.ToolAnnotations(
+                title="Run Python code that calls your tools",
+                read_only_hint=False,
+                destructive_hint=True,
+                idempotent_hint=False,
+                open_world_hint=True,
+            ),
+        )
+
+    async def _list_tools(self, ctx: Any, params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[await self.tool()])
+
+    async def _call_tool(
+        self, ctx: Any, params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        if params.name != TOOL_NAME:
+            return _refusal(
+                f"unknown tool {params.name!r}: this server has one tool, {TOOL_NAME!r}."
+            )
+        arguments = params.arguments or {}
+        code = arguments.get("code")
+        extra = sorted(set(arguments) - {"code"})
+        if not isinstance(code, str) or extra:
+            got = ", ".join(f"{k} ({type(v).__name__})" for k, v in arguments.items()) or "nothing"
+            return _refusal(
+                f"{TOOL_NAME} takes one argument, `code`: the Python program as a string. "
+                f"Got: {got}."
+            )
+        progress = None
+        ticker = None
+        if _has_progress_token(ctx.meta):
+            progress = _Progress(ctx.session)
+            ticker = asyncio.create_task(progress.run())
+        try:
+            result = await self.engine.execute(code, progress.update if progress else None)
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
+        if not result.ok:
+            log.info(
+                "execution failed: %s: %s",
+                result.error.type if result.error else "?",
+                result.error.message if result.error else "",
+            )
+        return _to_call_result(result)
+
+    async def _tools_changed(self) -> None:
+        """Downstream tools changed: the description did too; tell every client."""
+        for session in list(self._sessions):
+            try:
+                await session.send_tool_list_changed()
+            except Exception as exc:  # noqa: BLE001 - a gone client is forgotten, not fatal
+                log.debug("dropping a client session: %s", exc)
+                with contextlib.suppress(ValueError):
+                    self._sessions.remove(session)
+        await self.bus.publish(ToolsListChanged())
+
+    # -- transports --------------------------------------------------------------------
+
+    async def serve_stdio(self) -> None:
+        from mcp.server.stdio import stdio_server
+
+        async with stdio_server() as (read_stream, write_stream):
+            # Started inside the stdio claim: downstream servers and sandbox workers are
+            # spawned while fd 1 points at stderr, so none of them can write to the channel.
+            self.engine.start()
+            await self.server.run(read_stream, write_stream, self.init_options())
+
+    async def serve_http(self, host: str, port: int) -> None:
+        import uvicorn
+
+        app = self.server.streamable_http_app(host=host)
+        self.engine.start()
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+        server = uvicorn.Server(config)
+        log.info("codemode serving MCP on http://%s:%d/mcp", host, port)
+        await server.serve()
+
+
+def _to_call_result(result: ExecutionResult) -> types.CallToolResult:
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=_results.text(result))],
+        structured_content=_results.structured(result),
+        is_error=not result.ok,
+    )
+
+
+def _refusal(message: str) -> types.CallToolResult:
+    return _to_call_result(
+        ExecutionResult(ok=False, error=ExecutionError(type="InvalidArguments", message=message))
+    )
+
+
+async def serve(
+    engine: Engine, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8000
+) -> None:
+    """Serve until the client goes away (stdio EOF) or SIGTERM/SIGINT; then clean up."""
+    server = CodeModeServer(engine)
+    main = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, main.cancel if main else (lambda: None))
+    try:
+        if transport == "stdio":
+            await server.serve_stdio()
+        else:
+            await server.serve_http(host, port)
+    except asyncio.CancelledError:
+        log.info("codemode: stopping")
+    finally:
+        await engine.close()

@@ -1,0 +1,132 @@
+"""An execution's outcome as an MCP tool result: short text for the model, plus
+`structuredContent` under `OUTPUT_SCHEMA` for clients and programs that read it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..wasm_runtime import ExecutionResult
+
+MAX_LISTED_CALLS = 50
+"""Calls listed one by one in `structuredContent.calls`; the rest are counted in
+`calls_dropped`, so a program of 1,000 calls does not flood the client."""
+
+_COUNT = {"type": "integer", "minimum": 0}
+
+OUTPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "result": {"description": "The program's return value (any JSON value)."},
+        "stdout": {"type": "string", "description": "What the program printed."},
+        "error": {
+            "description": "null on success; else what stopped the program.",
+            "anyOf": [
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "type": {"type": "string"},
+                        "message": {"type": "string"},
+                        "traceback": {
+                            "type": "string",
+                            "description": "Frames of the submitted code, with its line numbers.",
+                        },
+                        "line": {"type": ["integer", "null"]},
+                        "limit": {
+                            "type": ["string", "null"],
+                            "description": "The limit that stopped the program, if one did.",
+                        },
+                    },
+                    "required": ["type", "message", "traceback"],
+                },
+            ],
+        },
+        "stats": {
+            "type": "object",
+            "properties": {
+                "tool_calls": _COUNT,
+                "crossings": _COUNT,
+                "bytes_from_tools": _COUNT,
+                "bytes_returned": _COUNT,
+                "duration_ms": {"type": "number"},
+            },
+            "required": [
+                "tool_calls",
+                "crossings",
+                "bytes_from_tools",
+                "bytes_returned",
+                "duration_ms",
+            ],
+        },
+        "calls": {
+            "type": "array",
+            "description": f"The first {MAX_LISTED_CALLS} tool calls, in the order they ended.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "tool": {"type": "string"},
+                    "ms": {"type": "number"},
+                    "ok": {"type": "boolean"},
+                },
+                "required": ["tool", "ms", "ok"],
+            },
+        },
+        "calls_dropped": {**_COUNT, "description": "Calls made but not listed in `calls`."},
+    },
+    "required": ["result", "stdout", "error", "stats", "calls", "calls_dropped"],
+}
+
+
+def structured(result: ExecutionResult) -> dict[str, Any]:
+    error = None
+    if result.error is not None:
+        e = result.error
+        error = {
+            "type": e.type,
+            "message": e.message,
+            "traceback": e.traceback,
+            "line": e.line,
+            "limit": e.limit,
+        }
+    s = result.stats
+    calls = result.calls[:MAX_LISTED_CALLS]
+    return {
+        "result": result.result,
+        "stdout": result.stdout,
+        "error": error,
+        "stats": {
+            "tool_calls": s.tool_calls,
+            "crossings": s.crossings,
+            "bytes_from_tools": s.bytes_from_tools,
+            "bytes_returned": s.bytes_returned,
+            "duration_ms": round(s.duration_ms, 2),
+        },
+        "calls": [{"tool": c.tool, "ms": round(c.ms, 2), "ok": c.ok} for c in calls],
+        "calls_dropped": result.calls_dropped + len(result.calls) - len(calls),
+    }
+
+
+def text(result: ExecutionResult) -> str:
+    """What the model reads: the result (JSON), what was printed, the error, one stats line."""
+    parts = []
+    if result.error is None:
+        parts.append(result.result_json if result.result is not None or not result.stdout else "")
+    if result.stdout:
+        parts.append("printed:\n" + result.stdout.rstrip("\n"))
+    if result.error is not None:
+        e = result.error
+        trace = e.traceback.rstrip("\n")
+        head = f"{e.type}: {e.message}"
+        parts.append(f"{trace}\n{head}" if trace and head not in trace else trace or head)
+    s = result.stats
+    parts.append(
+        f"[{s.tool_calls} tool call{'s' * (s.tool_calls != 1)}, {s.duration_ms:.0f} ms"
+        + ("" if result.ok else ", failed")
+        + "]"
+    )
+    return "\n".join(p for p in parts if p)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
