@@ -1,14 +1,155 @@
-"""The `codemode` command line. Everything but a command's own output goes to stderr."""
+"""The `codemode` command line.
+
+A command's own output goes to stdout; logs and progress go to stderr. `serve` on stdio
+writes nothing but MCP messages to stdout.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
+from .config import Config, default_config_path, load_config
+from .errors import ConfigError
+
+
+def _load(args: argparse.Namespace) -> tuple[Config, str | None]:
+    """The config named by --config, else the default file, else an empty config plus a
+    hint (for the tool description) saying where to put one."""
+    if args.config:
+        return load_config(args.config), None
+    path = default_config_path()
+    if path.exists():
+        return load_config(path), None
+    hint = (
+        f"No config file was found at {path}; create it (README: configuration) or start "
+        "codemode with --config FILE."
+    )
+    return Config(source="<none>"), hint
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+# -- serve -----------------------------------------------------------------------------
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .server import Engine, serve
+
+    config, hint = _load(args)
+    logging.getLogger("codemode").info(
+        "config: %s (%d servers)", config.source, len(config.enabled_servers)
+    )
+
+    async def main() -> None:
+        await serve(Engine(config, hint), args.transport, args.host, args.port)
+
+    asyncio.run(main())
+    return 0
+
+
+# -- run -------------------------------------------------------------------------------
+
+
+def _read_code(args: argparse.Namespace) -> str:
+    if args.code is not None:
+        if args.file not in (None, "-"):
+            raise ConfigError("give the program as a FILE or with -c CODE, not both")
+        return args.code
+    if args.file in (None, "-"):
+        if sys.stdin.isatty():
+            raise ConfigError("no program given: pass a FILE, -c CODE, or pipe it on stdin")
+        return sys.stdin.read()
+    try:
+        return Path(args.file).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{args.file}: cannot read the program: {exc.strerror}") from None
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .server import Engine
+    from .server._results import structured
+
+    code = _read_code(args)
+    config, _ = _load(args)
+    if args.timeout:
+        limits = config.codemode.limits.model_copy(update={"timeout_s": args.timeout})
+        config = config.model_copy(
+            update={"codemode": config.codemode.model_copy(update={"limits": limits})}
+        )
+
+    async def main() -> int:
+        engine = Engine(config)
+        engine.start(workers=1)
+        try:
+            for name, error in (await engine.servers_ready()).items():
+                if error is not None:
+                    print(f"codemode: server {name!r} is not available: {error}", file=sys.stderr)
+            result = await engine.execute(code)
+        finally:
+            await engine.close()
+        if args.json:
+            print(json.dumps(structured(result), indent=2, ensure_ascii=False))
+            return 0 if result.ok else 1
+        if result.stdout:
+            sys.stdout.write(
+                result.stdout if result.stdout.endswith("\n") else result.stdout + "\n"
+            )
+        if result.error is not None:
+            e = result.error
+            trace = e.traceback.rstrip("\n")
+            head = f"{e.type}: {e.message}"
+            print(trace if trace and head in trace else f"{trace}\n{head}".strip(), file=sys.stderr)
+        elif result.result is not None or not result.stdout:
+            print(json.dumps(result.result, indent=2, ensure_ascii=False))
+        s = result.stats
+        print(
+            f"[{s.duration_ms:.1f} ms, {s.tool_calls} tool calls, {s.crossings} crossings, "
+            f"{s.bytes_from_tools:,} bytes from tools, {s.bytes_returned:,} bytes returned]",
+            file=sys.stderr,
+        )
+        return 0 if result.ok else 1
+
+    return asyncio.run(main())
+
+
+# -- tools -----------------------------------------------------------------------------
+
+
+def _cmd_tools(args: argparse.Namespace) -> int:
+    from .server import Engine
+
+    config, hint = _load(args)
+
+    async def main() -> int:
+        engine = Engine(config, hint)
+        try:
+            status = await engine.federation.start()
+            failed = {name: error for name, error in status.items() if error is not None}
+            for name, error in failed.items():
+                print(f"codemode: server {name!r} is not available: {error}", file=sys.stderr)
+            text = engine.federation.stubs() if args.stubs else engine.description()
+            sys.stdout.write(text if text.endswith("\n") else text + "\n")
+            return 1 if failed else 0
+        finally:
+            await engine.close()
+
+    return asyncio.run(main())
+
+
+# -- build -----------------------------------------------------------------------------
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -20,65 +161,97 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_code(args: argparse.Namespace) -> str:
-    if args.code is not None:
-        return args.code
-    if args.file == "-":
-        return sys.stdin.read()
-    with open(args.file, encoding="utf-8") as f:
-        return f.read()
+# -- doctor / demo -----------------------------------------------------------------------
 
 
-async def _run(code: str, limits: dict[str, float]) -> int:
-    from .wasm_runtime import Limits, SandboxPool
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import doctor
 
-    async with SandboxPool(size=1, limits=Limits().replace(**limits)) as pool:
-        result = await pool.execute(code)
-    if result.stdout:
-        sys.stdout.write(result.stdout if result.stdout.endswith("\n") else result.stdout + "\n")
-    if result.error is not None:
-        sys.stderr.write(result.error.traceback or "")
-        print(f"{result.error.type}: {result.error.message}", file=sys.stderr)
-    else:
-        print(json.dumps(result.result, indent=2, ensure_ascii=False))
-    s = result.stats
-    print(
-        f"[{s.duration_ms:.1f} ms, {s.tool_calls} tool calls, {s.crossings} crossings, "
-        f"{s.bytes_returned} bytes returned]",
-        file=sys.stderr,
-    )
-    return 0 if result.ok else 1
+    return asyncio.run(doctor(args.config))
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    limits = {"timeout_s": args.timeout} if args.timeout else {}
-    return asyncio.run(_run(_read_code(args), limits))
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo.run import demo
+
+    return asyncio.run(demo(args.latency_ms, args.team_size, args.summary))
+
+
+# -- the parser ------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="codemode", description="Run Python programs that call MCP tools, in a wasm sandbox."
+        prog="codemode",
+        description="An MCP server whose one tool runs Python programs that call all your "
+        "other MCP servers' tools, in a WebAssembly sandbox.",
     )
     parser.add_argument("--version", action="version", version=f"codemode {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    config_help = f"the config file (default: $CODEMODE_CONFIG, else {default_config_path()})"
 
-    build = commands.add_parser(
-        "build", help="build and compile the sandbox now (progress on stderr)"
+    serve = commands.add_parser("serve", help="run the MCP server (stdio unless --transport http)")
+    serve.add_argument("--config", metavar="FILE", help=config_help)
+    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address for --transport http (default 127.0.0.1: this machine only)",
     )
+    serve.add_argument("--port", type=int, default=8000, help="port for --transport http")
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="stderr log level",
+    )
+    serve.set_defaults(handler=_cmd_serve)
+
+    run = commands.add_parser("run", help="run a program against the configured servers")
+    run.add_argument("file", nargs="?", help="a .py file, or - for stdin")
+    run.add_argument("-c", "--code", help="the program as a string")
+    run.add_argument("--config", metavar="FILE", help=config_help)
+    run.add_argument("--timeout", type=float, help="timeout in seconds (default: the config's)")
+    run.add_argument(
+        "--json", action="store_true", help="print the structured result execute_code would return"
+    )
+    run.set_defaults(handler=_cmd_run)
+
+    tools = commands.add_parser("tools", help="print the tool description the model sees")
+    tools.add_argument("--config", metavar="FILE", help=config_help)
+    tools.add_argument("--stubs", action="store_true", help="print full .pyi-style stubs instead")
+    tools.set_defaults(handler=_cmd_tools)
+
+    build = commands.add_parser("build", help="build and compile the sandbox now")
     build.add_argument("--force", action="store_true", help="rebuild even if a valid cache exists")
     build.set_defaults(handler=_cmd_build)
 
-    run = commands.add_parser("run", help="run a program in the sandbox and print its result")
-    run.add_argument("file", nargs="?", default="-", help="a .py file, or - for stdin")
-    run.add_argument("-c", "--code", help="the program as a string")
-    run.add_argument("--timeout", type=float, help="timeout in seconds (default 30)")
-    run.set_defaults(handler=_cmd_run)
+    doctor = commands.add_parser("doctor", help="check the config, each server and the sandbox")
+    doctor.add_argument("--config", metavar="FILE", help=config_help)
+    doctor.set_defaults(handler=_cmd_doctor)
+
+    demo = commands.add_parser("demo", help="run the product brief's workflows, with figures")
+    demo.add_argument(
+        "--latency-ms",
+        type=float,
+        default=20.0,
+        help="delay the demo servers add to every tool call (default 20)",
+    )
+    demo.add_argument("--team-size", type=int, default=20, help="team members (default 20)")
+    demo.add_argument("--summary", metavar="FILE", help="also write the figures as JSON here")
+    demo.set_defaults(handler=_cmd_demo)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.handler(args))
+    _setup_logging(getattr(args, "log_level", "warning"))
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        print(f"codemode: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":
