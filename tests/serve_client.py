@@ -1,0 +1,112 @@
+"""A real MCP client session with `codemode serve` running as a child process over stdio.
+
+The SDK's transports must be entered and left in one task, so the session lives in a
+runner task; tests use `serve.session` and `await serve.close()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from mcp import types
+from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+HERE = Path(__file__).parent
+FAULTY = str(HERE / "servers" / "faulty.py")
+NPM_BIN = HERE / "npm" / "node_modules" / ".bin"
+BIN = Path(sys.executable).parent
+
+
+def demo(which: str, *args: str) -> dict[str, Any]:
+    return {"command": sys.executable, "args": ["-m", "codemode.demo.servers", which, *args]}
+
+
+def faulty(*flags: str) -> dict[str, Any]:
+    return {"command": sys.executable, "args": [FAULTY, *flags]}
+
+
+def children_of(pid: int, marker: str) -> list[int]:
+    out = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(pid)],
+                         capture_output=True, text=True)  # fmt: skip
+    return [int(line.split()[0]) for line in out.stdout.splitlines() if marker in line]
+
+
+class Serve:
+    """`codemode serve --config <file>` plus a client session to it."""
+
+    def __init__(self, config: dict[str, Any] | None, workdir: Path, *args: str) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path = workdir / "config.json"
+        self.marker = str(self.config_path) if config is not None else "codemode serve"
+        argv = ["-m", "codemode", "serve", "--log-level", "debug", *args]
+        if config is not None:
+            self.config_path.write_text(json.dumps(config))
+            argv += ["--config", str(self.config_path)]
+        env = {**os.environ, "CODEMODE_CONFIG": str(workdir / "absent.json")}
+        self.params = StdioServerParameters(command=sys.executable, args=argv, env=env)
+        self.stderr_path = workdir / "serve-stderr.txt"
+        self.session: ClientSession
+        self.notifications: list[Any] = []
+        self.init: types.InitializeResult
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Serve:
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._run(ready))
+        await asyncio.wait_for(ready, 120)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _on_message(self, message: Any) -> None:
+        self.notifications.append(message)
+
+    async def _run(self, ready: asyncio.Future[None]) -> None:
+        try:
+            with open(self.stderr_path, "w") as errlog:
+                async with stdio_client(self.params, errlog=errlog) as (read, write):
+                    async with ClientSession(read, write, message_handler=self._on_message) as s:
+                        self.init = await s.initialize()
+                        self.session = s
+                        ready.set_result(None)
+                        await self._stop.wait()
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._task, 30)
+
+    @property
+    def pid(self) -> int:
+        (pid,) = children_of(os.getpid(), self.marker)
+        return pid
+
+    def workers(self) -> list[int]:
+        return children_of(self.pid, "_worker.py")
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    async def run(self, code: str, **kwargs: Any) -> types.CallToolResult:
+        return await self.session.call_tool("execute_code", {"code": code}, **kwargs)
+
+
+def text_of(result: types.CallToolResult) -> str:
+    return "\n".join(getattr(c, "text", "") for c in result.content)
