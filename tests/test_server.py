@@ -14,7 +14,7 @@ import time
 import jsonschema
 import pytest
 from mcp import types
-from serve_client import BIN, NPM_BIN, Serve, demo, faulty, text_of
+from serve_client import BIN, NPM_BIN, Serve, children_of, demo, faulty, text_of
 
 from codemode.demo import data
 from codemode.server import OUTPUT_SCHEMA
@@ -361,3 +361,37 @@ def test_mcp_inspector_cli_lists_and_calls_the_tool(tmp_path):
     assert called.returncode == 0, called.stderr
     answer = json.loads(called.stdout)
     assert answer["isError"] is False and answer["structuredContent"]["result"] == 20
+
+
+def test_sigterm_stops_serve_and_its_children_promptly(tmp_path):
+    """A client that terminates codemode (instead of closing stdin) leaves nothing behind."""
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"mcpServers": {"team": demo("team"), "f": faulty()}}))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codemode", "serve", "--config", str(config)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdin and proc.stdout
+        request = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "0"}}}  # fmt: skip
+        proc.stdin.write(json.dumps(request) + "\n")
+        proc.stdin.write(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}) + "\n")
+        proc.stdin.write(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "execute_code", "arguments": {"code": "return 1"}}}) + "\n")  # fmt: skip
+        proc.stdin.flush()
+        while json.loads(proc.stdout.readline()).get("id") != 2:
+            pass
+        kids = children_of(proc.pid, "")
+        assert len(kids) >= 3, kids  # two servers and at least one sandbox worker
+        started = time.monotonic()
+        proc.terminate()
+        assert proc.wait(timeout=15) == 0
+        assert time.monotonic() - started < 10
+        time.sleep(0.5)
+        alive = [k for k in kids if os.path.exists(f"/proc/{k}") and
+                 "zombie" not in open(f"/proc/{k}/status").read().lower()]  # fmt: skip
+        assert alive == [], alive
+    finally:
+        proc.kill()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from typing import Any
 
@@ -26,6 +27,9 @@ from ._description import TOOL_NAME
 from ._engine import Engine
 
 log = logging.getLogger("codemode.server")
+
+SHUTDOWN_TIMEOUT_S = 5.0
+"""How long shutdown waits for downstream servers and workers to stop."""
 
 PROGRESS_INTERVAL_S = 0.2
 """At most one progress notification per execution this often (1,000 calls are not
@@ -217,19 +221,36 @@ def _refusal(message: str) -> types.CallToolResult:
 async def serve(
     engine: Engine, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8000
 ) -> None:
-    """Serve until the client goes away (stdio EOF) or SIGTERM/SIGINT; then clean up."""
+    """Serve until the client goes away (stdio EOF) or SIGTERM/SIGINT; then clean up:
+    downstream servers and sandbox workers are stopped either way."""
     server = CodeModeServer(engine)
-    main = asyncio.current_task()
     loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, main.cancel if main else (lambda: None))
+            loop.add_signal_handler(sig, stop.set)
+    if transport == "stdio":
+        runner = asyncio.create_task(server.serve_stdio())
+    else:
+        runner = asyncio.create_task(server.serve_http(host, port))
+    stopper = asyncio.create_task(stop.wait())
     try:
-        if transport == "stdio":
-            await server.serve_stdio()
-        else:
-            await server.serve_http(host, port)
-    except asyncio.CancelledError:
-        log.info("codemode: stopping")
+        await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        await engine.close()
+        stopper.cancel()
+        if not runner.done():
+            log.info("codemode: stopping on a signal")
+        try:
+            await asyncio.wait_for(engine.close(), SHUTDOWN_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            log.warning("codemode: cleanup took over %g s", SHUTDOWN_TIMEOUT_S)
+    if runner.done():
+        runner.result()  # the client went away; re-raise if the transport failed
+        return
+    runner.cancel()
+    done, _ = await asyncio.wait({runner}, timeout=1.0)
+    if not done:
+        # The SDK reads stdin in a thread that only EOF ends; everything of ours is
+        # already closed, so leave without waiting for the client to close the pipe.
+        logging.shutdown()
+        os._exit(0)

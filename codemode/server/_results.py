@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ..wasm_runtime import ExecutionResult
@@ -120,13 +119,7 @@ def text(result: ExecutionResult) -> str:
         head = f"{e.type}: {e.message}"
         parts.append(f"{trace}\n{head}" if trace and head not in trace else trace or head)
     s = result.stats
-    parts.append(
-        f"[{s.tool_calls} tool call{'s' * (s.tool_calls != 1)}, {s.duration_ms:.0f} ms"
-        + ("" if result.ok else ", failed")
-        + "]"
-    )
+    if s.duration_ms:  # not for a request refused before anything ran
+        calls = f"{s.tool_calls} tool call{'s' * (s.tool_calls != 1)}"
+        parts.append(f"[{calls}, {s.duration_ms:.0f} ms{'' if result.ok else ', failed'}]")
     return "\n".join(p for p in parts if p)
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
