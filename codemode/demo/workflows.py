@@ -11,11 +11,19 @@ model's own latency, so its wall time is tool time only.
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+from ..config import parse_config
 from ..tool_adapters import Connection, unwrap
 
 EXPENSES = """\
@@ -157,3 +165,70 @@ def demo_servers(python: str, latency_ms: float, team_size: int) -> dict[str, An
         "crm": server("leads"),
         "jobs": server("jobs"),
     }
+
+
+# -- measuring both ways against a config file -------------------------------------------
+
+
+@asynccontextmanager
+async def codemode_session(config_path: Path) -> AsyncIterator[ClientSession]:
+    """`codemode serve --config config_path` as a child process, with an MCP client session.
+    The sandbox is warmed up first (its first use may build it, ~20 s once per machine)."""
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "codemode", "serve", "--config", str(config_path), "--log-level", "warning"],
+    )
+    async with stdio_client(params, errlog=sys.stderr) as (read, write):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            warm = await run_program(session, "return 1")
+            if not warm.ok:
+                raise RuntimeError(f"the sandbox does not work: {warm.text}")
+            yield session
+
+
+@dataclass
+class ProgramRun:
+    ok: bool
+    text: str
+    """What the model reads: the text content of execute_code's result."""
+    wall_ms: float
+    structured: dict[str, Any]
+
+    @property
+    def context_bytes(self) -> int:
+        return len(self.text.encode("utf-8"))
+
+
+async def run_program(session: ClientSession, code: str) -> ProgramRun:
+    started = time.perf_counter()
+    result = await session.call_tool("execute_code", {"code": code})
+    wall_ms = (time.perf_counter() - started) * 1000
+    text = "\n".join(getattr(c, "text", "") for c in result.content)
+    return ProgramRun(not result.is_error, text, wall_ms, result.structured_content or {})
+
+
+@asynccontextmanager
+async def plain_connections(config_path: Path) -> AsyncIterator[dict[str, Connection]]:
+    """Direct MCP connections to a config's servers, for `PlainAgent`."""
+    config = parse_config(json.loads(config_path.read_text()), str(config_path))
+    connections = {
+        name: Connection(name, server, config.options(name))
+        for name, server in config.servers.items()
+    }
+    try:
+        await asyncio.gather(*(c.start() for c in connections.values()))
+        yield connections
+    finally:
+        await asyncio.gather(*(c.close() for c in connections.values()))
+
+
+def write_config(path: Path, latency_ms: float, team_size: int, **limits: Any) -> Path:
+    """A config with the demo servers, and limits that let the brief's programs run at
+    `team_size` (one call per member, plus one)."""
+    limits.setdefault("max_tool_calls", max(1000, 2 * team_size + 10))
+    path.write_text(json.dumps({
+        "mcpServers": demo_servers(sys.executable, latency_ms, team_size),
+        "codemode": {"limits": limits},
+    }, indent=2))  # fmt: skip
+    return path
