@@ -70,6 +70,10 @@ class ServerOptions(_Strict):
     """Only these tools are exposed (fnmatch patterns of the tools' MCP names)."""
     deny: list[str] = Field(default_factory=list)
     """These tools are never exposed (fnmatch patterns)."""
+    read_only: bool | None = None
+    """Expose only tools the server marks `readOnlyHint` (default: codemode.read_only)."""
+    max_calls_per_minute: int | None = Field(default=None, gt=0)
+    """Calls to this server allowed in any 60 s, across executions."""
 
 
 class LimitsConfig(_Strict):
@@ -90,6 +94,10 @@ class CodeModeSection(_Strict):
     servers: dict[str, ServerOptions] = Field(default_factory=dict)
     workers: int | None = Field(default=None, gt=0, le=64)
     description_budget_bytes: int = Field(default=8192, gt=0)
+    read_only: bool = False
+    """Expose only tools marked `readOnlyHint`, on every server without its own setting."""
+    max_tool_calls_per_minute: int | None = Field(default=None, gt=0)
+    """Tool calls allowed in any 60 s, across executions and servers."""
 
 
 class Config(_Strict):

@@ -230,6 +230,49 @@ async def test_allow_and_deny_lists_block_with_the_rule():
         assert err.value.kind == "PolicyBlocked" and "'cra*'" in err.value.message
 
 
+async def test_read_only_mode_exposes_only_read_only_tools_and_names_the_rule():
+    for codemode in ({"read_only": True}, {"servers": {"f": {"read_only": True}}}):
+        async with Federation(parse_config({"mcpServers": {"f": faulty()},
+                                            "codemode": codemode})) as fed:  # fmt: skip
+            assert [t.name for t in fed.tools] == ["peek"]
+            assert await fed.call_tool("f", "peek") == "peeked"
+            with pytest.raises(ToolCallError) as err:
+                await fed.call_tool("f", "echo", {"value": "x"})
+            assert err.value.kind == "PolicyBlocked"
+            assert "read_only is on" in err.value.message and "'echo'" in err.value.message
+    # a server's own setting overrides the global one
+    config = {"mcpServers": {"f": faulty()},
+              "codemode": {"read_only": True, "servers": {"f": {"read_only": False}}}}  # fmt: skip
+    async with Federation(parse_config(config)) as fed:
+        assert await fed.call_tool("f", "echo", {"value": "x"}) == "x"
+
+
+async def test_calls_per_minute_caps_name_the_rule(pool):
+    config = parse_config({
+        "mcpServers": {"f": faulty(), "g": faulty()},
+        "codemode": {"max_tool_calls_per_minute": 5,
+                     "servers": {"f": {"max_calls_per_minute": 2}}},
+    })  # fmt: skip
+    async with Federation(config) as fed:
+        code = """
+results = []
+for server in (f, f, f, g, g, g, g):
+    try:
+        results.append(await server.echo(value="ok"))
+    except ToolError as exc:
+        results.append(str(exc))
+results
+"""
+        r = await pool.execute(code, fed)
+        assert r.ok, r.error
+        assert r.result[:2] == ["ok", "ok"]
+        assert "codemode.servers.f.max_calls_per_minute is 2" in r.result[2]
+        assert r.result[3:6] == ["ok", "ok", "ok"]  # 5 allowed in all: f twice, g three times
+        assert "codemode.max_tool_calls_per_minute is 5" in r.result[6]
+        # blocked calls do not count: the window still holds exactly five calls
+        assert sum(len(w) for k, w in fed._recent.items() if k == "*") == 5
+
+
 async def test_shutdown_leaves_no_child_process():
     before = children()
     config = parse_config({"mcpServers": {f"s{i}": faulty() for i in range(4)}})

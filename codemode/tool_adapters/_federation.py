@@ -9,8 +9,10 @@ it raise a ToolCallError carrying its start error.
 from __future__ import annotations
 
 import asyncio
+import collections
 import fnmatch
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +61,7 @@ class Federation:
         self._entries: dict[str, _Entry] = {}
         self._functions: list[FunctionSpec] = []
         self._listeners: list[Callable[[], Awaitable[None]]] = []
+        self._recent: dict[str, collections.deque[float]] = {}
         self._rebuild()
 
     async def __aenter__(self) -> Federation:
@@ -111,16 +114,49 @@ class Federation:
             result[name] = ns
         return result
 
-    def _policy_block(self, server: str, tool: str) -> str | None:
+    def _policy_block(self, server: str, tool: Any) -> str | None:
+        """Why the config hides `tool` (an MCP Tool) of `server`, or None."""
         options = self.config.options(server)
+        name = tool.name
         if options.allow is not None and not any(
-            fnmatch.fnmatchcase(tool, p) for p in options.allow
+            fnmatch.fnmatchcase(name, p) for p in options.allow
         ):
             return f"not in codemode.servers.{server}.allow ({', '.join(options.allow)})"
         for pattern in options.deny:
-            if fnmatch.fnmatchcase(tool, pattern):
+            if fnmatch.fnmatchcase(name, pattern):
                 return f"matches {pattern!r} in codemode.servers.{server}.deny"
+        read_only = options.read_only
+        rule = f"codemode.servers.{server}.read_only"
+        if read_only is None:
+            read_only, rule = self.config.codemode.read_only, "codemode.read_only"
+        annotations = tool.annotations
+        if read_only and not (annotations and annotations.read_only_hint):
+            return f"{rule} is on and the server does not mark {name!r} readOnlyHint"
         return None
+
+    def _admit(self, server: str, tool: str) -> None:
+        """Enforce the per-minute call caps (global, then per server) before a call."""
+        now = time.monotonic()
+        caps = [("*", self.config.codemode.max_tool_calls_per_minute,
+                 "codemode.max_tool_calls_per_minute"),
+                (server, self.config.options(server).max_calls_per_minute,
+                 f"codemode.servers.{server}.max_calls_per_minute")]  # fmt: skip
+        for key, cap, rule in caps:
+            if cap is None:
+                continue
+            window = self._recent.setdefault(key, collections.deque())
+            while window and now - window[0] >= 60:
+                window.popleft()
+            if len(window) >= cap:
+                wait = 60 - (now - window[0])
+                raise ToolCallError(
+                    f"{server}.{tool} is blocked by policy: {rule} is {cap} and {cap} calls "
+                    f"were made in the last 60 s; retry in {wait:.0f} s or raise the limit",
+                    "PolicyBlocked", server=server, tool=tool, limit=rule,
+                )  # fmt: skip
+        for key, cap, _ in caps:
+            if cap is not None:
+                self._recent[key].append(now)
 
     def _rebuild(self) -> None:
         entries: dict[str, _Entry] = {}
@@ -128,7 +164,7 @@ class Federation:
             tools = [
                 t
                 for t in self.connections[server].tools
-                if self._policy_block(server, t.name) is None
+                if self._policy_block(server, t) is None
             ]
             names = assign_names(ns, server, tools)
             for tool in tools:
@@ -259,13 +295,15 @@ class Federation:
             None,
         )
         if entry is None:
-            blocked = self._policy_block(key, tool)
-            if blocked is not None and any(t.name == tool for t in self.connections[key].tools):
+            listed = next((t for t in self.connections[key].tools if t.name == tool), None)
+            blocked = self._policy_block(key, listed) if listed is not None else None
+            if blocked is not None:
                 message = f"{key}.{tool} is blocked by policy: {blocked}"
                 raise ToolCallError(message, "PolicyBlocked", server=key, tool=tool)
             connection = self.connections[key]
             if connection.state != "ready":
                 # not listed because the server is down: the call reports why (and restarts it)
+                self._admit(key, tool)
                 result = await connection.call(tool, arguments)
                 return unwrap(result, key, tool)
             names = sorted(t.name for t in connection.tools)
@@ -290,6 +328,7 @@ class Federation:
             if error is not None:
                 raise ToolCallError(_argument_error(info, error), "InvalidArguments",
                                     server=info.server, tool=info.name)  # fmt: skip
+        self._admit(info.server, info.name)
         result = await self.connections[info.server].call(info.name, arguments)
         return unwrap(result, info.server, info.name, info.output_schema)
 

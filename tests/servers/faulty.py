@@ -4,7 +4,8 @@
 
 Tools: echo, slow(ms), hang(), crash() (exits mid-call), error(message), big(mb),
 add_tool() (adds a tool and sends tools/list_changed), mixed() (text + image),
-pid() (its process id, to tell restarts apart), weird-name (a hyphenated tool).
+pid() (its process id, to tell restarts apart), weird-name (a hyphenated tool),
+peek() (the one tool marked readOnlyHint).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ImageContent, TextContent
+from mcp.types import ImageContent, TextContent, ToolAnnotations
 
 server = MCPServer("faulty")
 
@@ -27,6 +28,12 @@ server = MCPServer("faulty")
 async def echo(value: str, times: int = 1) -> str:
     """Return value repeated `times` times."""
     return value * times
+
+
+@server.tool(annotations=ToolAnnotations(read_only_hint=True))
+async def peek() -> str:
+    """Read something; changes nothing."""
+    return "peeked"
 
 
 @server.tool()
