@@ -42,7 +42,8 @@ def children_of(pid: int, marker: str) -> list[int]:
 class Serve:
     """`codemode serve --config <file>` plus a client session to it."""
 
-    def __init__(self, config: dict[str, Any] | None, workdir: Path, *args: str) -> None:
+    def __init__(self, config: dict[str, Any] | None, workdir: Path, *args: str,
+                 env: dict[str, str] | None = None) -> None:  # fmt: skip
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / "config.json"
@@ -51,7 +52,7 @@ class Serve:
         if config is not None:
             self.config_path.write_text(json.dumps(config))
             argv += ["--config", str(self.config_path)]
-        env = {**os.environ, "CODEMODE_CONFIG": str(workdir / "absent.json")}
+        env = {**os.environ, "CODEMODE_CONFIG": str(workdir / "absent.json"), **(env or {})}
         self.params = StdioServerParameters(command=sys.executable, args=argv, env=env)
         self.stderr_path = workdir / "serve-stderr.txt"
         self.session: ClientSession
@@ -110,3 +111,14 @@ class Serve:
 
 def text_of(result: types.CallToolResult) -> str:
     return "\n".join(getattr(c, "text", "") for c in result.content)
+
+
+def proc_stats(pid: int) -> dict[str, int]:
+    """RSS (kB), open file descriptors and threads of a process, from /proc."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return {
+        "rss_kb": int(fields["VmRSS"].split()[0]),
+        "threads": int(fields["Threads"]),
+        "fds": len(os.listdir(f"/proc/{pid}/fd")),
+    }

@@ -524,4 +524,9 @@ class _Execution:
             return self._failed(
                 "RecursionError", "recursion too deep: the sandbox's stack is exhausted"
             )
-        return self._failed(kind, f"the sandbox stopped the code: {trap.get('message', '')}")
+        return self._failed(
+            kind,
+            f"the sandbox stopped the code: {trap.get('message', '').strip()} (a program that "
+            "breaks the sandbox's own runtime ends this way; nothing outside it was affected, "
+            "and the next execution starts fresh)",
+        )

@@ -19,6 +19,7 @@ import asyncio
 import base64  # noqa: F401
 import binascii  # noqa: F401
 import bisect  # noqa: F401
+import builtins
 import calendar  # noqa: F401
 import cmath  # noqa: F401
 import codecs  # noqa: F401
@@ -90,6 +91,10 @@ from wit_world.imports import host
 CODE_FILENAME = "<code>"
 MAIN_NAME = "__codemode_main__"
 
+# The runtime's own references, taken before any user code runs: a program that replaces
+# json.dumps or a builtin breaks only itself, not the reporting of its outcome.
+_json_dumps, _json_loads = json.dumps, json.loads
+
 
 class ToolError(Exception):
     """A tool call failed: the tool reported an error, the arguments were refused, or a
@@ -131,11 +136,11 @@ class AttrDict(dict):
             ) from None
 
     def to_dict(self) -> dict:
-        return json.loads(json.dumps(self))
+        return _json_loads(_json_dumps(self))
 
 
 def _load_json(text: str):
-    return json.loads(text, object_hook=AttrDict)
+    return _json_loads(text, object_hook=AttrDict)
 
 
 # ---------------------------------------------------------------------------
@@ -213,7 +218,7 @@ class _Bridge:
             return ""
         batch, self.queued = self.queued, []
         try:
-            return json.dumps(batch, ensure_ascii=False, allow_nan=False)
+            return _json_dumps(batch, ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as exc:
             # Arguments were checked one by one when queued; this is a last guard.
             for call in batch:
@@ -234,7 +239,7 @@ class _Bridge:
             ms = -1
         else:
             ms = max(0, min(int(timeout * 1000 + 0.999), 2**31 - 1))
-        reply = json.loads(host.wait(batch, ms))
+        reply = _json_loads(host.wait(batch, ms))
         if reply.get("expired"):
             raise _Deadline()
         for done in reply.get("done", ()):
@@ -307,7 +312,7 @@ _install_loop()
 
 def _jsonable_arg(name: str, value):
     try:
-        json.dumps(value, allow_nan=False)
+        _json_dumps(value, allow_nan=False)
         return value
     except (TypeError, ValueError):
         pass
@@ -604,6 +609,15 @@ def _run_program(code_obj, is_async: bool, env: dict):
 
 
 def _execute(code: str, options: dict) -> dict:
+    saved_builtins = dict(builtins.__dict__)
+    try:
+        return _execute_program(code, options)
+    finally:
+        builtins.__dict__.clear()
+        builtins.__dict__.update(saved_builtins)
+
+
+def _execute_program(code: str, options: dict) -> dict:
     limits = options.get("limits", {})
     out = _BoundedOutput(int(limits.get("max_stdout_bytes", 65536)))
     sys.stdout = sys.stderr = out
@@ -642,7 +656,7 @@ def _execute(code: str, options: dict) -> dict:
 
 def _encode_outcome(outcome: dict, max_result_bytes: int) -> str:
     try:
-        result_text = json.dumps(outcome["result"], ensure_ascii=False, default=_jsonable_result)
+        result_text = _json_dumps(outcome["result"], ensure_ascii=False, default=_jsonable_result)
     except (ValueError, TypeError, RecursionError) as exc:
         outcome["ok"] = False
         outcome["error"] = {
@@ -660,11 +674,11 @@ def _encode_outcome(outcome: dict, max_result_bytes: int) -> str:
         ].decode("utf-8", "ignore")
         result_text = "null"
     outcome["result_json"] = result_text
-    return json.dumps(outcome, ensure_ascii=False, default=repr)
+    return _json_dumps(outcome, ensure_ascii=False, default=repr)
 
 
 class WitWorld(wit_world.WitWorld):
     def run(self, code: str, options: str) -> str:
-        opts = json.loads(options)
+        opts = _json_loads(options)
         outcome = _execute(code, opts)
         return _encode_outcome(outcome, int(opts.get("limits", {}).get("max_result_bytes", 65536)))
