@@ -180,8 +180,10 @@ class SandboxPool:
     def worker_pids(self) -> list[int]:
         return [w.proc.pid for w in [*self._idle, *self._busy]]
 
-    async def _add_worker(self) -> None:
-        self._starting += 1
+    async def _add_worker(self, reserved: bool = False) -> None:
+        """Start a worker and make it idle. `reserved`: `_starting` already counts it."""
+        if not reserved:
+            self._starting += 1
         try:
             worker = await _WorkerProcess.start(
                 self.artifact.compiled, self._memory_bytes(self.limits)
@@ -190,8 +192,8 @@ class SandboxPool:
             self._starting -= 1
         self.last_worker_ready_ms = worker.ready_ms
         async with self._available:
-            if self._closed:
-                await worker.kill()
+            if self._closed or len(self._idle) + len(self._busy) >= self.size:
+                await worker.kill()  # closed meanwhile, or surplus: never exceed `size`
                 return
             self._idle.append(worker)
             self._available.notify()
@@ -199,7 +201,8 @@ class SandboxPool:
     def _replace_later(self) -> None:
         if self._closed:
             return
-        task = asyncio.get_running_loop().create_task(self._add_worker())
+        self._starting += 1  # counted now, so no on-demand start races the replacement
+        task = asyncio.get_running_loop().create_task(self._add_worker(reserved=True))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -226,10 +229,10 @@ class SandboxPool:
                 self._idle.append(worker)
                 self._available.notify()
             return
+        self._replace_later()
         await worker.kill()
         async with self._available:
             self._available.notify()
-        self._replace_later()
 
     async def _after_run(self, run: _Execution, worker: _WorkerProcess, healthy: bool) -> None:
         await run.stop_calls()
