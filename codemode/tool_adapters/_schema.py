@@ -18,6 +18,7 @@ Naming rules (documented in the README):
 
 from __future__ import annotations
 
+import ast
 import keyword
 import re
 from dataclasses import dataclass
@@ -36,8 +37,9 @@ def identifier(name: str, reserved: frozenset[str] = RESERVED) -> str:
     text = re.sub(r"\W+", "_", text).strip("_")
     if not name.isidentifier():
         text = text.lower()
-    text = text or "_"
-    if text[0].isdigit():
+    # \w also matches characters no identifier may hold (e.g. "¼"): replace those too
+    text = "".join(c if ("_" + c).isidentifier() else "_" for c in text) or "_"
+    if not text[0].isidentifier():
         text = "_" + text
     if keyword.iskeyword(text) or text in reserved or keyword.issoftkeyword(text):
         text += "_"
@@ -150,7 +152,7 @@ def annotation(schema: Any, root: dict[str, Any] | None = None, depth: int = 0) 
     if kind == "object" or "properties" in schema:
         props = schema.get("properties")
         if isinstance(props, dict) and props and depth < MAX_DEPTH:
-            required = set(schema.get("required") or ())
+            required = _names(schema.get("required"))
             fields = [
                 f"{name}{'' if name in required else '?'}: {annotation(sub, root, depth + 1)}"
                 for name, sub in list(props.items())[:12]
@@ -159,6 +161,11 @@ def annotation(schema: Any, root: dict[str, Any] | None = None, depth: int = 0) 
             return "{" + ", ".join(fields) + more + "}"
         return "dict"
     return "Any"
+
+
+def _names(value: Any) -> set[str]:
+    """A schema's `required` list as a set of names (ignoring anything malformed)."""
+    return {v for v in value if isinstance(v, str)} if isinstance(value, list) else set()
 
 
 def _union(parts: list[str]) -> str:
@@ -175,8 +182,7 @@ def params_of(schema: Any) -> tuple[ParamInfo, ...]:
     props = schema.get("properties")
     if not isinstance(props, dict):
         return ()
-    required = schema.get("required")
-    required = set(required) if isinstance(required, list) else set()
+    required = _names(schema.get("required"))
     taken: set[str] = set()
     params = []
     for original, sub in props.items():
@@ -263,9 +269,8 @@ def render_stubs(tools: list[ToolInfo]) -> str:
         server = by_ns[namespace][0].server
         out.append(f"class {namespace}:  # server {server!r}")
         for tool in sorted(by_ns[namespace], key=lambda t: t.py_name):
-            sig = tool.signature(qualified=False)
-            out.append(f"    async def {_stub_safe(sig)}:")
-            doc = tool.doc().replace('"""', "'''")
+            out.append(f"    async def {_stub_signature(tool)}:")
+            doc = _docstring_safe(tool.doc())
             if doc:
                 body = "\n".join(f"        {line}" if line else "" for line in doc.splitlines())
                 out.append(f'        """\n{body}\n        """')
@@ -275,6 +280,26 @@ def render_stubs(tools: list[ToolInfo]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def _stub_safe(signature: str) -> str:
-    # TypedDict-style object text is not Python syntax: quote it as a string annotation.
-    return re.sub(r": (\{[^=]*?\})(?=, |\) ->| =)", lambda m: f": {m.group(1)!r}", signature)
+def _stub_signature(tool: ToolInfo) -> str:
+    """The signature as Python: annotations that are not expressions (TypedDict-style
+    object text) become string annotations."""
+    parts = []
+    for p in tool.params:
+        text = f"{p.name}: {_expression(p.annotation)}"
+        if not p.required:
+            text += f" = {_literal(p.default) if p.has_default else 'None'}"
+        parts.append(text)
+    return f"{tool.py_name}({', '.join(parts)}) -> {_expression(tool.returns)}"
+
+
+def _docstring_safe(doc: str) -> str:
+    """Text that stays one valid docstring: no closing quotes, escapes or NUL inside."""
+    return doc.replace("\\", "\\\\").replace('"""', "'''").replace("\0", "\\x00")
+
+
+def _expression(text: str) -> str:
+    try:
+        ast.parse(text, mode="eval")
+    except SyntaxError:
+        return repr(text)
+    return text
