@@ -80,18 +80,15 @@ def _read_code(args: argparse.Namespace) -> str:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .server import Engine
-    from .server._results import structured
+    from .server._results import error_text, structured
 
     code = _read_code(args)
     config, _ = _load(args)
-    if args.timeout:
-        limits = config.codemode.limits.model_copy(update={"timeout_s": args.timeout})
-        config = config.model_copy(
-            update={"codemode": config.codemode.model_copy(update={"limits": limits})}
-        )
 
     async def main() -> int:
         engine = Engine(config)
+        if args.timeout is not None:
+            engine.limits = engine.limits.replace(timeout_s=args.timeout)
         engine.start(workers=1)
         try:
             for name, error in (await engine.servers_ready()).items():
@@ -108,10 +105,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 result.stdout if result.stdout.endswith("\n") else result.stdout + "\n"
             )
         if result.error is not None:
-            e = result.error
-            trace = e.traceback.rstrip("\n")
-            head = f"{e.type}: {e.message}"
-            print(trace if trace and head in trace else f"{trace}\n{head}".strip(), file=sys.stderr)
+            print(error_text(result.error), file=sys.stderr)
         elif result.result is not None or not result.stdout:
             print(json.dumps(result.result, indent=2, ensure_ascii=False))
         s = result.stats
@@ -179,6 +173,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # -- the parser ------------------------------------------------------------------------
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codemode",
@@ -210,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("file", nargs="?", help="a .py file, or - for stdin")
     run.add_argument("-c", "--code", help="the program as a string")
     run.add_argument("--config", metavar="FILE", help=config_help)
-    run.add_argument("--timeout", type=float, help="timeout in seconds (default: the config's)")
+    run.add_argument("--timeout", type=_positive, help="timeout in seconds (default: the config's)")
     run.add_argument(
         "--json", action="store_true", help="print the structured result execute_code would return"
     )

@@ -8,33 +8,18 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from serve_client import BIN, FAULTY, NPM_BIN, children_of, demo, faulty
 
 from codemode.config import parse_config
 from codemode.errors import ToolCallError
 from codemode.tool_adapters import Federation
 
-HERE = Path(__file__).parent
-FAULTY = str(HERE / "servers" / "faulty.py")
-BIN = Path(sys.executable).parent
-NPM_BIN = HERE / "npm" / "node_modules" / ".bin"
-
-
-def demo(which: str) -> dict:
-    return {"command": sys.executable, "args": ["-m", "codemode.demo.servers", which]}
-
-
-def faulty(*flags: str) -> dict:
-    return {"command": sys.executable, "args": [FAULTY, *flags]}
-
 
 def children(marker: str = "faulty.py") -> set[int]:
     """Child processes of this test process whose command line contains `marker`."""
-    out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(os.getpid())],
-                         capture_output=True, text=True)  # fmt: skip
-    return {int(line.split()[0]) for line in out.stdout.splitlines() if marker in line}
+    return set(children_of(os.getpid(), marker))
 
 
 BRIEF_EXPENSES = """

@@ -161,7 +161,8 @@ async def test_progress_notifications_count_tool_calls(serve):
     result = await serve.run(code, progress_callback=progress)
     assert not result.is_error, text_of(result)
     assert len(seen) >= 2, seen
-    assert seen == sorted(seen) and 1 <= seen[0] and seen[-1] <= 12
+    assert seen == sorted(seen) and seen[0] >= 1
+    assert seen[-1] == 12  # the final count is reported before the result
 
 
 async def test_cancellation_stops_the_execution_and_frees_its_worker(serve):

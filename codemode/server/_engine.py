@@ -12,7 +12,6 @@ import logging
 from typing import Any
 
 from ..config import Config
-from ..errors import CodeModeError
 from ..tool_adapters import Federation
 from ..wasm_runtime import ExecutionError, ExecutionResult, Limits, SandboxPool
 from . import _description
@@ -37,13 +36,6 @@ class Engine:
         self._servers: asyncio.Task[dict[str, str | None]] | None = None
         self._sandbox: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> Engine:
-        self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
     def start(self, workers: int | None = None) -> None:
         if self._servers is not None:
             return
@@ -63,6 +55,9 @@ class Engine:
         if self._sandbox is None:
             self.start()
         assert self._sandbox is not None
+        if self._sandbox.done() and self._sandbox.exception() is not None:
+            # the last attempt failed (say, a build error since fixed): try again, not forever
+            self._sandbox = asyncio.create_task(self.pool.start(1), name="codemode:sandbox")
         await asyncio.shield(self._sandbox)
 
     async def close(self) -> None:
@@ -87,13 +82,13 @@ class Engine:
 
     async def execute(self, code: str, on_call_done: Any = None) -> ExecutionResult:
         """Run a program against the servers; failures come back in the result."""
+        await self.servers_ready()
         try:
-            await self.servers_ready()
             await self.sandbox_ready()
-        except CodeModeError as exc:
+        except Exception as exc:  # noqa: BLE001 - reported in the result, retried next time
             log.error("the sandbox could not start: %s", exc)
+            message = f"codemode: the sandbox could not start: {exc}"
             return ExecutionResult(
-                ok=False,
-                error=ExecutionError(type=type(exc).__name__, message=f"codemode: {exc}"),
+                ok=False, error=ExecutionError(type=type(exc).__name__, message=message)
             )
         return await self.pool.execute(code, self.federation, self.limits, on_call_done)

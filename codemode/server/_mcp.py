@@ -66,23 +66,26 @@ class _Progress:
     async def run(self) -> None:
         while True:
             await self.changed.wait()
-            self.changed.clear()
-            try:
-                calls = "call" if self.done == 1 else "calls"
-                await self.session.report_progress(
-                    self.done, None, f"{self.done} tool {calls} done"
-                )
-            except Exception as exc:  # noqa: BLE001 - a lost notification must not stop the code
-                log.debug("progress notification not sent: %s", exc)
+            if not await self.flush():
                 return
             await asyncio.sleep(PROGRESS_INTERVAL_S)
 
+    async def flush(self) -> bool:
+        """Report the count if it changed since the last report; False if sending failed."""
+        if not self.changed.is_set():
+            return True
+        self.changed.clear()
+        try:
+            calls = "call" if self.done == 1 else "calls"
+            await self.session.report_progress(self.done, None, f"{self.done} tool {calls} done")
+        except Exception as exc:  # noqa: BLE001 - a lost notification must not stop the code
+            log.debug("progress notification not sent: %s", exc)
+            return False
+        return True
+
 
 def _has_progress_token(meta: Any) -> bool:
-    if not meta:
-        return False
-    getter = meta.get if isinstance(meta, dict) else lambda k: getattr(meta, k, None)
-    return getter("progress_token") is not None or getter("progressToken") is not None
+    return bool(meta) and meta.get("progress_token") is not None
 
 
 class CodeModeServer:
@@ -163,6 +166,8 @@ class CodeModeServer:
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticker
+        if progress is not None:
+            await progress.flush()
         if not result.ok:
             log.info(
                 "execution failed: %s: %s",

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..wasm_runtime import ExecutionResult
-
-MAX_LISTED_CALLS = 50
-"""Calls listed one by one in `structuredContent.calls`; the rest are counted in
-`calls_dropped`, so a program of 1,000 calls does not flood the client."""
+from ..wasm_runtime import MAX_CALL_RECORDS, ExecutionError, ExecutionResult
 
 _COUNT = {"type": "integer", "minimum": 0}
 
@@ -60,7 +56,7 @@ OUTPUT_SCHEMA: dict[str, Any] = {
         },
         "calls": {
             "type": "array",
-            "description": f"The first {MAX_LISTED_CALLS} tool calls, in the order they ended.",
+            "description": f"The first {MAX_CALL_RECORDS} tool calls, in the order they ended.",
             "items": {
                 "type": "object",
                 "properties": {
@@ -89,7 +85,6 @@ def structured(result: ExecutionResult) -> dict[str, Any]:
             "limit": e.limit,
         }
     s = result.stats
-    calls = result.calls[:MAX_LISTED_CALLS]
     return {
         "result": result.result,
         "stdout": result.stdout,
@@ -101,9 +96,16 @@ def structured(result: ExecutionResult) -> dict[str, Any]:
             "bytes_returned": s.bytes_returned,
             "duration_ms": round(s.duration_ms, 2),
         },
-        "calls": [{"tool": c.tool, "ms": round(c.ms, 2), "ok": c.ok} for c in calls],
-        "calls_dropped": result.calls_dropped + len(result.calls) - len(calls),
+        "calls": [{"tool": c.tool, "ms": round(c.ms, 2), "ok": c.ok} for c in result.calls],
+        "calls_dropped": result.calls_dropped,
     }
+
+
+def error_text(error: ExecutionError) -> str:
+    """The traceback (the submitted code's frames), ending with `Type: message`."""
+    trace = error.traceback.rstrip("\n")
+    head = f"{error.type}: {error.message}"
+    return f"{trace}\n{head}" if trace and head not in trace else trace or head
 
 
 def text(result: ExecutionResult) -> str:
@@ -114,10 +116,7 @@ def text(result: ExecutionResult) -> str:
     if result.stdout:
         parts.append("printed:\n" + result.stdout.rstrip("\n"))
     if result.error is not None:
-        e = result.error
-        trace = e.traceback.rstrip("\n")
-        head = f"{e.type}: {e.message}"
-        parts.append(f"{trace}\n{head}" if trace and head not in trace else trace or head)
+        parts.append(error_text(result.error))
     s = result.stats
     if s.duration_ms:  # not for a request refused before anything ran
         calls = f"{s.tool_calls} tool call{'s' * (s.tool_calls != 1)}"

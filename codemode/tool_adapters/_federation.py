@@ -62,6 +62,7 @@ class Federation:
         self._functions: list[FunctionSpec] = []
         self._listeners: list[Callable[[], Awaitable[None]]] = []
         self._recent: dict[str, collections.deque[float]] = {}
+        self._namespaces = self._assign_namespaces()  # fixed by the config
         self._rebuild()
 
     async def __aenter__(self) -> Federation:
@@ -103,7 +104,7 @@ class Federation:
 
     # -- the catalog -------------------------------------------------------------------
 
-    def _namespaces(self) -> dict[str, str]:
+    def _assign_namespaces(self) -> dict[str, str]:
         taken: set[str] = set()
         result = {}
         for name in sorted(self.connections):
@@ -160,7 +161,7 @@ class Federation:
 
     def _rebuild(self) -> None:
         entries: dict[str, _Entry] = {}
-        for server, ns in self._namespaces().items():
+        for server, ns in self._namespaces.items():
             tools = [
                 t
                 for t in self.connections[server].tools
@@ -190,7 +191,7 @@ class Federation:
 
     def _build_functions(self) -> list[FunctionSpec]:
         infos = [e.info for e in self._entries.values()]
-        namespaces = set(self._namespaces().values())
+        namespaces = set(self._namespaces.values())
         counts: dict[str, int] = {}
         for info in infos:
             counts[info.py_name] = counts.get(info.py_name, 0) + 1
@@ -203,7 +204,7 @@ class Federation:
             unique = counts[info.py_name] == 1 and info.py_name not in namespaces
             if unique and info.py_name not in RESERVED:
                 specs.append(FunctionSpec(info.py_name, key, params, info.signature(), info.doc()))
-        for server, ns in sorted(self._namespaces().items()):
+        for server, ns in sorted(self._namespaces.items()):
             # `ns.anything(...)` reaches the server even when its tools are not listed (it
             # failed to start): the call then says why, instead of a NameError in the code.
             specs.append(FunctionSpec(f"{ns}.*", SERVER_FALLBACK_TARGET + server))
@@ -224,7 +225,7 @@ class Federation:
     @property
     def namespaces(self) -> dict[str, str]:
         """Server config key -> the namespace the code reaches its tools through."""
-        return self._namespaces()
+        return dict(self._namespaces)
 
     def catalog(self) -> str:
         return render_catalog(self.tools)
@@ -255,7 +256,7 @@ class Federation:
         else:
             server, _, tool = target.partition(_SEP)
         key = self._resolve_server(server) if isinstance(server, str) else None
-        namespace = self._namespaces().get(key, server) if key else server
+        namespace = self._namespaces.get(key, server) if key else server
         return f"{namespace}.{tool}"
 
     async def call(self, target: str, args: dict[str, Any]) -> Any:
@@ -303,9 +304,7 @@ class Federation:
             connection = self.connections[key]
             if connection.state != "ready":
                 # not listed because the server is down: the call reports why (and restarts it)
-                self._admit(key, tool)
-                result = await connection.call(tool, arguments)
-                return unwrap(result, key, tool)
+                return await self._send(key, tool, arguments)
             names = sorted(t.name for t in connection.tools)
             raise ToolCallError(
                 f"server {key!r} has no tool {tool!r}; its tools: {', '.join(names) or 'none'}",
@@ -316,7 +315,7 @@ class Federation:
     def _resolve_server(self, server: str) -> str | None:
         if server in self.connections:
             return server
-        for name, ns in self._namespaces().items():
+        for name, ns in self._namespaces.items():
             if ns == server:
                 return name
         return None
@@ -328,9 +327,14 @@ class Federation:
             if error is not None:
                 raise ToolCallError(_argument_error(info, error), "InvalidArguments",
                                     server=info.server, tool=info.name)  # fmt: skip
-        self._admit(info.server, info.name)
-        result = await self.connections[info.server].call(info.name, arguments)
-        return unwrap(result, info.server, info.name, info.output_schema)
+        return await self._send(info.server, info.name, arguments, info.output_schema)
+
+    async def _send(self, server: str, tool: str, arguments: dict[str, Any],
+                    output_schema: Any = None) -> Any:  # fmt: skip
+        """Every call downstream goes through here: rate caps, the call, unwrapping."""
+        self._admit(server, tool)
+        result = await self.connections[server].call(tool, arguments)
+        return unwrap(result, server, tool, output_schema)
 
 
 def _validator(schema: Any) -> Any:

@@ -5,7 +5,7 @@ Knows nothing of MCP. `SandboxPool.execute(code, tool_host, limits)` runs a prog
 """
 
 from ._build import Artifact, cache_root, ensure_built
-from ._pool import SandboxPool
+from ._pool import MAX_CALL_RECORDS, SandboxPool
 from ._types import (
     CallRecord,
     ExecutionError,
@@ -18,6 +18,7 @@ from ._types import (
 )
 
 __all__ = [
+    "MAX_CALL_RECORDS",
     "Artifact",
     "CallRecord",
     "ExecutionError",

@@ -47,8 +47,9 @@ WORKER_START_TIMEOUT_S = 60.0
 """A worker that has not said it is ready by then is killed (a cold page cache and a
 loaded machine take seconds; a healthy start takes ~0.3 s)."""
 
-MAX_CALL_RECORDS = 200
-"""Calls listed one by one in a result; the rest are only counted."""
+MAX_CALL_RECORDS = 50
+"""Calls listed one by one in a result (in the order they ended); the rest are only
+counted, so a program of 1,000 calls does not flood the client."""
 
 
 class _WorkerProcess:
@@ -188,8 +189,12 @@ class SandboxPool:
             worker = await _WorkerProcess.start(
                 self.artifact.compiled, self._memory_bytes(self.limits)
             )
-        finally:
+        except BaseException:
             self._starting -= 1
+            async with self._available:
+                self._available.notify()  # a waiter may start a worker itself now
+            raise
+        self._starting -= 1
         self.last_worker_ready_ms = worker.ready_ms
         async with self._available:
             if self._closed or len(self._idle) + len(self._busy) >= self.size:
@@ -204,7 +209,12 @@ class SandboxPool:
         self._starting += 1  # counted now, so no on-demand start races the replacement
         task = asyncio.get_running_loop().create_task(self._add_worker(reserved=True))
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._replaced)
+
+    def _replaced(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("a replacement sandbox worker did not start: %s", task.exception())
 
     async def _acquire(self) -> _WorkerProcess:
         while True:
