@@ -118,6 +118,11 @@ CASES: list[tuple[str, str, Check]] = [
     ("unknown function", "await f.no_such_tool()", fails("ToolError", "AttributeError")),
     ("100k calls", "await asyncio.gather(*[f.echo(value='x') for _ in range(100_000)],"
      " return_exceptions=True)\n'done'", lambda out: out["stats"]["tool_calls"] >= 1000),
+    ("lone surrogate argument", "p = await f.pid()\ntry:\n    await f.echo(value='\\ud800')\n"
+     "except ToolError as e:\n    m = e.message\n[m, p == await f.pid()]",
+     lambda out: out["error"] is None and "lone surrogate" in out["result"][0]
+     and out["result"][1] is True),
+    ("lone surrogate result", "'\\udfff' + 'ok'", returns("\ufffdok")),
     ("50 MB argument", "r = await f.echo(value='x' * 50_000_000)\nlen(r)",
      lambda out: out["error"] is None or out["error"]["type"] in ("ToolError", "MemoryError")),
     # -- resources

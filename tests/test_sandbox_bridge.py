@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from codemode.wasm_runtime import SandboxPool
 
@@ -89,3 +90,24 @@ async def test_calls_run_concurrently_across_executions(pool: SandboxPool, host)
     results = await asyncio.gather(pool.execute(code, host), pool.execute(code, host))
     assert all(r.ok for r in results)
     assert loop.time() - t0 < 0.55  # two workers: side by side, not one after the other
+
+
+async def test_results_cross_with_their_text_and_structure_intact(run):
+    # Values cross embedded in the reply's JSON: non-ASCII text, quotes, nesting and null
+    # arrive as sent, and bytes are counted as UTF-8. A lone surrogate (valid in a Python
+    # str, not in UTF-8) crosses both ways without breaking the sandbox, and leaves it as
+    # U+FFFD, because neither the component model nor an MCP client's JSON can carry it.
+    value = {"text": 'héllo ✓ 日本 "q" \\ \n', "lone": "\ud800", "nested": [{"a": None}], "n": 1.5}
+    r = await run(f"v = await echo({value!r})\n[v, v.nested[0].a, v.lone == '\\ud800', await echo(None)]")
+    assert r.ok, r.error
+    assert r.result == [{**value, "lone": "\ufffd"}, None, True, None]
+    sent = json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    assert r.stats.bytes_from_tools == len(sent) + len(b"null")
+
+
+async def test_a_lone_surrogate_in_an_error_or_the_output_does_not_break_the_sandbox(run):
+    r = await run("print('out \\ud800')\nraise ValueError('bad \\udfff')")
+    assert r.error is not None and r.error.type == "ValueError", r.error
+    assert r.error.message == "bad \ufffd"
+    assert r.stdout.startswith("out ")
+    assert (await run("'\\ud800 ok'")).result == "\ufffd ok"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import fnmatch
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -332,9 +333,27 @@ class Federation:
     async def _send(self, server: str, tool: str, arguments: dict[str, Any],
                     output_schema: Any = None) -> Any:  # fmt: skip
         """Every call downstream goes through here: rate caps, the call, unwrapping."""
+        _check_text(server, tool, arguments)
         self._admit(server, tool)
         result = await self.connections[server].call(tool, arguments)
         return unwrap(result, server, tool, output_schema)
+
+
+def _check_text(server: str, tool: str, arguments: dict[str, Any]) -> None:
+    """Refuse arguments that JSON text cannot carry: a lone surrogate (a Python str may hold
+    one) would make the SDK fail to write the request and drop the server's connection."""
+    try:
+        json.dumps(arguments, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end]
+        raise ToolCallError(
+            f"{server}.{tool}(): an argument holds {bad!r}, a lone surrogate that JSON text "
+            "cannot carry; pass valid Unicode text (base64-encode binary data)",
+            "InvalidArguments", server=server, tool=tool,
+        ) from None  # fmt: skip
+    except (TypeError, ValueError) as exc:
+        raise ToolCallError(f"{server}.{tool}(): the arguments are not JSON: {exc}",
+                            "InvalidArguments", server=server, tool=tool) from None  # fmt: skip
 
 
 def _validator(schema: Any) -> Any:

@@ -405,6 +405,10 @@ class _Execution:
                 value = await self.tool_host.call(target, args)
             text = json.dumps(value, ensure_ascii=False, default=str)
             self.stats.bytes_from_tools += len(text.encode("utf-8", "surrogatepass"))
+            if not text.isascii():
+                # What crosses to the guest is ASCII: a lone surrogate in a tool's text
+                # must arrive escaped, as it cannot be passed as a component-model string.
+                text = json.dumps(value, default=str)
             self._complete(call_id, value_json=text)
             ok = True
         except ToolCallError as exc:
@@ -427,7 +431,7 @@ class _Execution:
     def _complete(self, call_id: int, value_json: str | None = None,
                   error: tuple[str, str, dict[str, Any]] | None = None) -> None:  # fmt: skip
         if error is None:
-            body = '{"id": %d, "ok": true, "value": %s}' % (call_id, json.dumps(value_json))
+            body = '{"id": %d, "ok": true, "value": %s}' % (call_id, value_json)
         else:
             kind, message, details = error
             body = json.dumps({

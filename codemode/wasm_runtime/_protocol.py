@@ -13,7 +13,8 @@ SEQ = struct.Struct(">I")
 
 # parent -> worker
 EXECUTE = ord("E")  # JSON {"seq", "code", "options", "timeout_s", "memory_bytes"}
-COMPLETION = ord("C")  # SEQ + JSON {"id", "ok", "value" | "error"} (passed to the guest as is)
+COMPLETION = ord("C")  # SEQ + JSON {"id", "ok", "value" | "error"} (passed to the guest as is;
+#                        "value" is the tool result itself, not a JSON string of it)
 
 # worker -> parent
 READY = ord("Y")  # JSON {"pid"}

@@ -143,6 +143,19 @@ def _load_json(text: str):
     return _json_loads(text, object_hook=AttrDict)
 
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _valid_text(text: str) -> str:
+    """`text` as valid Unicode: lone surrogates (which Python strings may hold, but which
+    neither the component model nor the MCP client's JSON can carry) become U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return _SURROGATES.sub("\ufffd", text)
+
+
 # ---------------------------------------------------------------------------
 # Captured output
 
@@ -218,7 +231,9 @@ class _Bridge:
             return ""
         batch, self.queued = self.queued, []
         try:
-            return _json_dumps(batch, ensure_ascii=False, allow_nan=False)
+            # ASCII: a lone surrogate in an argument reaches the host escaped, where
+            # raw it could not cross as a component-model string.
+            return _json_dumps(batch, allow_nan=False)
         except (TypeError, ValueError) as exc:
             # Arguments were checked one by one when queued; this is a last guard.
             for call in batch:
@@ -239,7 +254,9 @@ class _Bridge:
             ms = -1
         else:
             ms = max(0, min(int(timeout * 1000 + 0.999), 2**31 - 1))
-        reply = _json_loads(host.wait(batch, ms))
+        # One parse for the reply and every value in it (the host embeds each value's
+        # JSON as is), so tool results arrive as AttrDicts without a second decode.
+        reply = _load_json(host.wait(batch, ms))
         if reply.get("expired"):
             raise _Deadline()
         for done in reply.get("done", ()):
@@ -247,7 +264,7 @@ class _Bridge:
             if future is None or future.done():
                 continue  # the awaiting task was cancelled; drop the late result
             if done.get("ok"):
-                future.set_result(_load_json(done["value"]) if "value" in done else None)
+                future.set_result(done.get("value"))
             else:
                 error = done.get("error") or {}
                 details = error.get("details") or {}
@@ -524,9 +541,13 @@ def _compile(code: str):
         last = body[-1]
         body[-1] = ast.copy_location(ast.Return(value=last.value), last)
     if not body:
-        body = [ast.Pass()]
-    is_async = _has_top_level_await(tree)
+        body = [ast.Pass(lineno=1, col_offset=0, end_lineno=1, end_col_offset=0)]
+    # Every form of top-level await spells `await` or `async`: most programs without
+    # either skip the tree walk.
+    is_async = ("await" in code or "async" in code) and _has_top_level_await(tree)
     kind = ast.AsyncFunctionDef if is_async else ast.FunctionDef
+    # The wrapper's location is set here, not by ast.fix_missing_locations: that walks
+    # the whole tree and costs more than compiling it.
     fn = kind(
         name=MAIN_NAME,
         args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]),
@@ -534,10 +555,12 @@ def _compile(code: str):
         decorator_list=[],
         returns=None,
         type_params=[],
+        lineno=1,
+        col_offset=0,
+        end_lineno=max(1, getattr(body[-1], "end_lineno", None) or 1),
+        end_col_offset=0,
     )
-    fn.lineno, fn.col_offset = 1, 0
     module = ast.Module(body=[fn], type_ignores=[])
-    ast.fix_missing_locations(module)
     return compile(module, CODE_FILENAME, "exec", dont_inherit=True), is_async
 
 
@@ -665,6 +688,7 @@ def _encode_outcome(outcome: dict, max_result_bytes: int) -> str:
             "traceback": "",
         }
         result_text = "null"
+    result_text = _valid_text(result_text)
     outcome["result"] = None
     size = len(result_text.encode("utf-8", "surrogatepass"))
     outcome["result_bytes"] = size
@@ -674,7 +698,7 @@ def _encode_outcome(outcome: dict, max_result_bytes: int) -> str:
         ].decode("utf-8", "ignore")
         result_text = "null"
     outcome["result_json"] = result_text
-    return _json_dumps(outcome, ensure_ascii=False, default=repr)
+    return _valid_text(_json_dumps(outcome, ensure_ascii=False, default=repr))
 
 
 class WitWorld(wit_world.WitWorld):
