@@ -23,6 +23,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED
 
+from .._aio import within
 from ..config import ServerConfig, ServerOptions
 from ..errors import ServerStartError, ToolCallError
 
@@ -237,7 +238,7 @@ class Connection:
             )  # fmt: skip
         timeout = self.options.call_timeout_s
         try:
-            result = await asyncio.wait_for(session.call_tool(tool, arguments), timeout)
+            result = await within(session.call_tool(tool, arguments), timeout)
         except asyncio.TimeoutError:
             raise ToolCallError(
                 f"{self.name}.{tool} did not answer within the call_timeout_s limit of "

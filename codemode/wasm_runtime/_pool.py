@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._aio import within
 from ..errors import ToolCallError, WorkerError
 from . import _protocol as P
 from ._build import Artifact, Progress, ensure_built
@@ -340,7 +341,7 @@ class _Execution:
         try:
             while True:
                 remaining = hard_deadline - time.monotonic()
-                kind, payload = await asyncio.wait_for(self.worker.recv(), max(remaining, 0.001))
+                kind, payload = await within(self.worker.recv(), max(remaining, 0.001))
                 if kind == P.CALLS:
                     self._start_calls(payload)
                 elif kind == P.RESULT:
