@@ -405,10 +405,11 @@ class _Execution:
                     raise ToolCallError(f"no function {target!r} is available", "UnknownTool")
                 value = await self.tool_host.call(target, args)
             text = json.dumps(value, ensure_ascii=False, default=str)
-            self.stats.bytes_from_tools += len(text.encode("utf-8", "surrogatepass"))
-            if not text.isascii():
-                # What crosses to the guest is ASCII: a lone surrogate in a tool's text
-                # must arrive escaped, as it cannot be passed as a component-model string.
+            try:
+                self.stats.bytes_from_tools += len(text.encode("utf-8"))
+            except UnicodeEncodeError:
+                # A lone surrogate cannot cross as a component-model string: send it escaped.
+                self.stats.bytes_from_tools += len(text.encode("utf-8", "surrogatepass"))
                 text = json.dumps(value, default=str)
             self._complete(call_id, value_json=text)
             ok = True
