@@ -80,7 +80,7 @@ def _read_code(args: argparse.Namespace) -> str:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .server import Engine
-    from .server._results import error_text, structured
+    from .server._results import error_text, notes, structured
 
     code = _read_code(args)
     config, _ = _load(args)
@@ -108,6 +108,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(error_text(result.error), file=sys.stderr)
         elif result.result is not None or not result.stdout:
             print(json.dumps(result.result, indent=2, ensure_ascii=False))
+        for note in notes(result):
+            print(f"note: {note}", file=sys.stderr)
         s = result.stats
         print(
             f"[{s.duration_ms:.1f} ms, {s.tool_calls} tool calls, {s.crossings} crossings, "

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ._paths import config_dir
 from .errors import ConfigError
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -98,6 +99,8 @@ class CodeModeSection(_Strict):
     """Expose only tools marked `readOnlyHint`, on every server without its own setting."""
     max_tool_calls_per_minute: int | None = Field(default=None, gt=0)
     """Tool calls allowed in any 60 s, across executions and servers."""
+    learn_shapes: bool = True
+    """Record the shape of results of tools without an outputSchema (tool_adapters/_shapes)."""
 
 
 class Config(_Strict):
@@ -210,6 +213,4 @@ def default_config_path() -> Path:
     override = os.environ.get("CODEMODE_CONFIG")
     if override:
         return Path(override).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("codemode")) / "config.json"
+    return config_dir() / "config.json"

@@ -4,10 +4,18 @@ whole session: tests run real code in the real wasm sandbox, never a stand-in.""
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+
+# Learned tool shapes go to a file of this test session, so that what one test's calls
+# teach never shows in another run's catalog (and the user's own file is not touched).
+os.environ["CODEMODE_SHAPES_FILE"] = os.path.join(
+    tempfile.mkdtemp(prefix="codemode-test-shapes-"), "shapes.json"
+)
 
 from codemode.errors import ToolCallError
 from codemode.wasm_runtime import FunctionSpec, Param, SandboxPool

@@ -52,7 +52,12 @@ class Serve:
         if config is not None:
             self.config_path.write_text(json.dumps(config))
             argv += ["--config", str(self.config_path)]
-        env = {**os.environ, "CODEMODE_CONFIG": str(workdir / "absent.json"), **(env or {})}
+        env = {
+            **os.environ,
+            "CODEMODE_CONFIG": str(workdir / "absent.json"),
+            "CODEMODE_SHAPES_FILE": str(workdir / "shapes.json"),  # learned by this server only
+            **(env or {}),
+        }
         self.params = StdioServerParameters(command=sys.executable, args=argv, env=env)
         self.stderr_path = workdir / "serve-stderr.txt"
         self.session: ClientSession

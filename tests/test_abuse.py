@@ -115,7 +115,9 @@ CASES: list[tuple[str, str, Check]] = [
      lambda out: out["error"] is None and len(out["result"]) == 4),
     ("unknown tool", "await call_tool('f', 'no_such_tool')", fails("ToolError")),
     ("unknown server", "await call_tool('nowhere', 'x')", fails("ToolError")),
-    ("unknown function", "await f.no_such_tool()", fails("ToolError", "AttributeError")),
+    ("unknown function", "await f.no_such_tool()", fails("CheckError")),
+    ("unknown function, dynamic", "name = 'no_such_tool'\nawait getattr(f, name)()",
+     fails("ToolError", "AttributeError")),
     ("100k calls", "await asyncio.gather(*[f.echo(value='x') for _ in range(100_000)],"
      " return_exceptions=True)\n'done'", lambda out: out["stats"]["tool_calls"] >= 1000),
     ("lone surrogate argument", "p = await f.pid()\ntry:\n    await f.echo(value='\\ud800')\n"

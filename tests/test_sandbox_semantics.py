@@ -127,9 +127,13 @@ async def test_syntax_error_reports_line_and_column(run):
 
 
 async def test_wrong_arguments_raise_type_error_naming_the_parameter(run):
+    # Written out, the pre-check refuses them before anything runs...
     r = await run("await demo.add(1, c=2)")
+    assert r.error.type == "CheckError" and "'c'" in r.error.message and "a, b" in r.error.message
+    # ...and passed dynamically, the call itself does.
+    r = await run("kw = {'c': 2}\nawait demo.add(1, **kw)")
     assert r.error.type == "TypeError" and "'c'" in r.error.message and "a, b" in r.error.message
-    r = await run("await demo.add(1)")
+    r = await run("args = [1]\nawait demo.add(*args)")
     assert r.error.type == "TypeError" and "'b'" in r.error.message
 
 

@@ -10,7 +10,7 @@ server, then to server names, and the code looks the rest up with `tools.search(
 from __future__ import annotations
 
 from ..tool_adapters import ToolInfo, render_catalog
-from ..wasm_runtime import Limits
+from ..wasm_runtime import Limits, sandbox_modules
 
 TOOL_NAME = "execute_code"
 
@@ -31,13 +31,14 @@ How to write it:
 and `json` are already imported.
 - End with `return <value>` (or a final expression): a small JSON-serializable summary, not \
 raw records. What the program prints is returned too.
-- Tool results are plain Python values; dicts also allow attribute access (`offer.salary`). A \
-failed call raises `ToolError` (catch it to carry on).
+- Tool results arrive already parsed, as plain Python values (never MCP `content` blocks): \
+use them directly, no `json.loads`. Dicts also allow attribute access (`offer.salary`); a \
+tool that returns text gives a `str`. A failed call raises `ToolError` (catch it to carry on).
 - Inside the program, `tools.search("words")` finds tools and `tools.describe("ns.tool")` \
 gives a tool's signature and full documentation.
-- The standard library is available (re, json, datetime, collections, itertools, statistics, \
-math, ...). There is no network, no host file system and no subprocess: the tools are the \
-only way out. Each run starts fresh; nothing persists between runs.
+- The standard library is available (re, json, datetime, zoneinfo, collections, itertools, \
+statistics, math, ...). There is no network, no host file system and no subprocess: the tools \
+are the only way out. Each run starts fresh; nothing persists between runs.
 - Limits per run: {limits.timeout_s:g} s, {limits.memory_mb} MB of memory, \
 {limits.max_tool_calls} tool calls, {_size(limits.max_result_bytes)} of result and \
 {_size(limits.max_stdout_bytes)} of printed output."""
@@ -53,7 +54,7 @@ def describe(
 ) -> str:
     """The whole description. `namespaces` maps each server's config key to its namespace;
     `unavailable` names the servers that are not connected."""
-    head = guide(limits)
+    head = guide(limits) + _names_note(namespaces)
     if not namespaces:
         hint = no_config_hint or "Add servers to the codemode config file."
         return (
@@ -93,6 +94,25 @@ def describe(
         f"{head}\n\nNamespaces ({len(tools)} tools; too many to list here). {lookup}\n"
         f"{counts}{tail}"
     )
+
+
+def _names_note(namespaces: dict[str, str]) -> str:
+    """One line on namespaces that share a stdlib module's name, or were renamed."""
+    parts = []
+    shared = sorted(ns for ns in namespaces.values() if ns in sandbox_modules())
+    if shared:
+        ns = shared[0]
+        parts.append(
+            f"{', '.join(f'`{n}`' for n in shared)} {'is' if len(shared) == 1 else 'are'} "
+            "both a stdlib module and a server's namespace: the module's names work as usual "
+            f"and the tools are its other attributes (`await {ns}.<tool>(...)`), also after "
+            f"`import {ns}`"
+        )
+    renamed = sorted((s, ns) for s, ns in namespaces.items() if ns != s)
+    if renamed:
+        listed = ", ".join(f"server {s!r} is `{ns}`" for s, ns in renamed)
+        parts.append(f"renamed namespaces: {listed}")
+    return "".join(f"\n- {p[0].upper()}{p[1:]}." for p in parts)
 
 
 def _fits(text: str, budget: int) -> bool:

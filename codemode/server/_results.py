@@ -32,6 +32,10 @@ OUTPUT_SCHEMA: dict[str, Any] = {
                             "type": ["string", "null"],
                             "description": "The limit that stopped the program, if one did.",
                         },
+                        "hint": {
+                            "type": ["string", "null"],
+                            "description": "The fix, when the error is a known mistake.",
+                        },
                     },
                     "required": ["type", "message", "traceback"],
                 },
@@ -68,9 +72,29 @@ OUTPUT_SCHEMA: dict[str, Any] = {
             },
         },
         "calls_dropped": {**_COUNT, "description": "Calls made but not listed in `calls`."},
+        "notes": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Likely mistakes that did not stop the program (a call never "
+            "awaited, no result).",
+        },
     },
     "required": ["result", "stdout", "error", "stats", "calls", "calls_dropped"],
 }
+
+
+NO_RESULT_NOTE = (
+    "the program returned None and printed nothing: end it with `return value` (or a final "
+    "expression) to see its result"
+)
+
+
+def notes(result: ExecutionResult) -> list[str]:
+    """The result's notes, plus one when a program that worked gave nothing to read."""
+    extra = []
+    if result.ok and result.result is None and not result.stdout:
+        extra.append(NO_RESULT_NOTE)
+    return [*result.notes, *extra]
 
 
 def structured(result: ExecutionResult) -> dict[str, Any]:
@@ -83,6 +107,7 @@ def structured(result: ExecutionResult) -> dict[str, Any]:
             "traceback": e.traceback,
             "line": e.line,
             "limit": e.limit,
+            "hint": e.hint,
         }
     s = result.stats
     return {
@@ -98,6 +123,7 @@ def structured(result: ExecutionResult) -> dict[str, Any]:
         },
         "calls": [{"tool": c.tool, "ms": round(c.ms, 2), "ok": c.ok} for c in result.calls],
         "calls_dropped": result.calls_dropped,
+        "notes": notes(result),
     }
 
 
@@ -105,7 +131,10 @@ def error_text(error: ExecutionError) -> str:
     """The traceback (the submitted code's frames), ending with `Type: message`."""
     trace = error.traceback.rstrip("\n")
     head = f"{error.type}: {error.message}"
-    return f"{trace}\n{head}" if trace and head not in trace else trace or head
+    last = trace.rsplit("\n", 1)[-1]
+    shown = head in trace or (error.type == "SyntaxError" and last.startswith("SyntaxError:"))
+    text = f"{trace}\n{head}" if trace and not shown else trace or head
+    return f"{text}\nHint: {error.hint}" if error.hint else text
 
 
 def text(result: ExecutionResult) -> str:
@@ -117,6 +146,8 @@ def text(result: ExecutionResult) -> str:
         parts.append("printed:\n" + result.stdout.rstrip("\n"))
     if result.error is not None:
         parts.append(error_text(result.error))
+    if result.stats.duration_ms:  # not for a request refused before anything ran
+        parts += [f"Note: {note}" for note in notes(result)]
     s = result.stats
     if s.duration_ms:  # not for a request refused before anything ran
         calls = f"{s.tool_calls} tool call{'s' * (s.tool_calls != 1)}"

@@ -9,8 +9,12 @@ it raise a ToolCallError carrying its start error.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import collections
+import difflib
 import fnmatch
+import functools
+import importlib
 import json
 import logging
 import time
@@ -22,7 +26,7 @@ import jsonschema
 
 from ..config import Config
 from ..errors import ServerStartError, ToolCallError
-from ..wasm_runtime import FunctionSpec, Param
+from ..wasm_runtime import FunctionSpec, NamespaceSpec, Param, sandbox_modules
 from ._connection import Connection
 from ._results import unwrap
 from ._schema import (
@@ -35,6 +39,7 @@ from ._schema import (
     render_stubs,
     returns_of,
 )
+from ._shapes import ShapeStore, fingerprint, shapes_file, vague
 
 log = logging.getLogger("codemode.federation")
 
@@ -42,12 +47,28 @@ CALL_TOOL_TARGET = "\x00call_tool"
 SERVER_FALLBACK_TARGET = "\x00server:"  # + config key: any attribute of a namespace
 _SEP = "\x1f"
 
+NAMESPACE_RESERVED = frozenset({"ToolError", "tools", "call_tool", "codemode", *dir(builtins)})
+"""Names a namespace may not take (it gets a trailing "_"): the tool API's own, and the
+builtins, which a namespace would hide. A stdlib module's name is allowed: that namespace
+is the module too (`time.monotonic()` and `await time.get_current_time()`)."""
+
+
+@functools.lru_cache(maxsize=64)
+def _module_attributes(name: str) -> frozenset[str]:
+    """The public names of the stdlib module `name` (tools of a namespace of that name
+    that would hide one are renamed)."""
+    try:
+        return frozenset(a for a in dir(importlib.import_module(name)) if not a.startswith("_"))
+    except Exception:  # noqa: BLE001 - a module the host lacks hides nothing we can know
+        return frozenset()
+
 
 @dataclass
 class _Entry:
     info: ToolInfo
     validator: Any  # a jsonschema validator, or None when the schema itself is invalid
     to_original: dict[str, str]
+    fingerprint: str
 
 
 class Federation:
@@ -61,8 +82,11 @@ class Federation:
         }
         self._entries: dict[str, _Entry] = {}
         self._functions: list[FunctionSpec] = []
+        self._namespace_specs: list[NamespaceSpec] = []
         self._listeners: list[Callable[[], Awaitable[None]]] = []
         self._recent: dict[str, collections.deque[float]] = {}
+        self._notifications: set[asyncio.Task[None]] = set()
+        self.shapes = ShapeStore(shapes_file()) if config.codemode.learn_shapes else None
         self._namespaces = self._assign_namespaces()  # fixed by the config
         self._rebuild()
 
@@ -91,8 +115,12 @@ class Federation:
         return status
 
     async def close(self) -> None:
+        for task in list(self._notifications):
+            task.cancel()
         await asyncio.gather(
-            *(c.close() for c in self.connections.values()), return_exceptions=True
+            *self._notifications,
+            *(c.close() for c in self.connections.values()),
+            return_exceptions=True,
         )
 
     def on_tools_changed(self, listener: Callable[[], Awaitable[None]]) -> None:
@@ -109,7 +137,7 @@ class Federation:
         taken: set[str] = set()
         result = {}
         for name in sorted(self.connections):
-            ns = identifier(self.config.options(name).namespace or name)
+            ns = identifier(self.config.options(name).namespace or name, NAMESPACE_RESERVED)
             while ns in taken:
                 ns += "_"
             taken.add(ns)
@@ -164,14 +192,23 @@ class Federation:
         entries: dict[str, _Entry] = {}
         for server, ns in self._namespaces.items():
             tools = [
-                t
-                for t in self.connections[server].tools
-                if self._policy_block(server, t) is None
+                t for t in self.connections[server].tools if self._policy_block(server, t) is None
             ]
             names = assign_names(ns, server, tools)
+            if ns in sandbox_modules():
+                names = _clear_of_module(names, _module_attributes(ns))
             for tool in tools:
                 params = params_of(tool.input_schema)
                 annotations = tool.annotations
+                fp = fingerprint(tool.input_schema, tool.output_schema)
+                returns, observed = returns_of(tool.output_schema), None
+                learned = (
+                    self.shapes.get(server, tool.name, fp)
+                    if self.shapes is not None and vague(returns)
+                    else None
+                )
+                if learned is not None:
+                    returns, observed = learned
                 info = ToolInfo(
                     server=server,
                     namespace=ns,
@@ -179,32 +216,51 @@ class Federation:
                     py_name=names[tool.name],
                     description=tool.description or "",
                     params=params,
-                    returns=returns_of(tool.output_schema),
+                    returns=returns,
                     input_schema=tool.input_schema,
                     output_schema=tool.output_schema,
                     read_only=bool(annotations and annotations.read_only_hint),
+                    observed=observed,
                 )
                 entries[server + _SEP + tool.name] = _Entry(
-                    info, _validator(tool.input_schema), {p.name: p.original for p in params}
+                    info,
+                    _validator(tool.input_schema),
+                    {p.name: p.original for p in params},
+                    fp,
                 )
         self._entries = entries
         self._functions = self._build_functions()
+        self._namespace_specs = self._build_namespace_specs()
+
+    def _build_namespace_specs(self) -> list[NamespaceSpec]:
+        specs = []
+        for server, ns in sorted(self._namespaces.items()):
+            hidden = set()
+            for tool in self.connections[server].tools:
+                if self._policy_block(server, tool) is not None:
+                    hidden |= {tool.name, identifier(tool.name, frozenset())}
+            specs.append(NamespaceSpec(ns, server, tuple(sorted(hidden))))
+        return specs
 
     def _build_functions(self) -> list[FunctionSpec]:
         infos = [e.info for e in self._entries.values()]
-        namespaces = set(self._namespaces.values())
+        # A bare alias never hides a namespace, a builtin, a stdlib module or the tool API.
+        taken = {*self._namespaces.values(), *NAMESPACE_RESERVED, *RESERVED, *sandbox_modules()}
         counts: dict[str, int] = {}
         for info in infos:
             counts[info.py_name] = counts.get(info.py_name, 0) + 1
         specs = []
         for key, entry in sorted(self._entries.items(), key=lambda kv: kv[1].info.path):
             info = entry.info
-            params = tuple(Param(p.name, p.required) for p in info.params)
+            params = tuple(Param(p.name, p.required, p.takes_dict) for p in info.params)
             spec = FunctionSpec(info.path, key, params, info.signature(), info.doc())
             specs.append(spec)
-            unique = counts[info.py_name] == 1 and info.py_name not in namespaces
-            if unique and info.py_name not in RESERVED:
-                specs.append(FunctionSpec(info.py_name, key, params, info.signature(), info.doc()))
+            if counts[info.py_name] == 1 and info.py_name not in taken:
+                specs.append(
+                    FunctionSpec(
+                        info.py_name, key, params, info.signature(), info.doc(), alias=True
+                    )
+                )
         for server, ns in sorted(self._namespaces.items()):
             # `ns.anything(...)` reaches the server even when its tools are not listed (it
             # failed to start): the call then says why, instead of a NameError in the code.
@@ -244,6 +300,9 @@ class Federation:
 
     def functions(self) -> list[FunctionSpec]:
         return list(self._functions)
+
+    def namespace_specs(self) -> list[NamespaceSpec]:
+        return list(self._namespace_specs)
 
     def label(self, target: str, args: dict[str, Any]) -> str:
         """A call's name for result listings: "namespace.tool" where it can be known."""
@@ -306,9 +365,13 @@ class Federation:
             if connection.state != "ready":
                 # not listed because the server is down: the call reports why (and restarts it)
                 return await self._send(key, tool, arguments)
-            names = sorted(t.name for t in connection.tools)
+            ns = self._namespaces[key]
+            names = sorted(e.info.py_name for e in self._entries.values() if e.info.server == key)
+            close = difflib.get_close_matches(tool, names, n=3)
+            hint = f"; did you mean {', '.join(f'{ns}.{c}' for c in close)}?" if close else ""
             raise ToolCallError(
-                f"server {key!r} has no tool {tool!r}; its tools: {', '.join(names) or 'none'}",
+                f"{ns} (server {key!r}) has no tool {tool!r}{hint} Its tools: "
+                f"{', '.join(names) or 'none'}",
                 "UnknownTool", server=key, tool=tool,
             )  # fmt: skip
         return await self._call_entry(entry, arguments)
@@ -328,15 +391,36 @@ class Federation:
             if error is not None:
                 raise ToolCallError(_argument_error(info, error), "InvalidArguments",
                                     server=info.server, tool=info.name)  # fmt: skip
-        return await self._send(info.server, info.name, arguments, info.output_schema)
+        value = await self._send(info.server, info.name, arguments, info.output_schema, info.path)
+        if self.shapes is not None and (info.observed is not None or vague(info.returns)):
+            if self.shapes.observe(info.server, info.name, entry.fingerprint, value):
+                log.info("learned the result shape of %s: %s", info.path, info.returns)
+                self._shape_learned()
+        return value
+
+    def _shape_learned(self) -> None:
+        """A shape was learned or widened: rebuild the catalog and tell the listeners,
+        without holding up the call that taught it."""
+        self._rebuild()
+        task = asyncio.get_running_loop().create_task(self._notify_listeners())
+        self._notifications.add(task)
+        task.add_done_callback(self._notifications.discard)
+
+    async def _notify_listeners(self) -> None:
+        for listener in self._listeners:
+            try:
+                await listener()
+            except Exception as exc:  # noqa: BLE001 - a listener's failure is its own
+                log.debug("a tools-changed listener failed: %s", exc)
 
     async def _send(self, server: str, tool: str, arguments: dict[str, Any],
-                    output_schema: Any = None) -> Any:  # fmt: skip
+                    output_schema: Any = None, label: str | None = None) -> Any:  # fmt: skip
         """Every call downstream goes through here: rate caps, the call, unwrapping."""
         _check_text(server, tool, arguments)
         self._admit(server, tool)
         result = await self.connections[server].call(tool, arguments)
-        return unwrap(result, server, tool, output_schema)
+        name = label or f"{self._namespaces.get(server, server)}.{tool}"
+        return unwrap(result, server, tool, output_schema, name)
 
 
 def _check_text(server: str, tool: str, arguments: dict[str, Any]) -> None:
@@ -354,6 +438,22 @@ def _check_text(server: str, tool: str, arguments: dict[str, Any]) -> None:
     except (TypeError, ValueError) as exc:
         raise ToolCallError(f"{server}.{tool}(): the arguments are not JSON: {exc}",
                             "InvalidArguments", server=server, tool=tool) from None  # fmt: skip
+
+
+def _clear_of_module(names: dict[str, str], taken: frozenset[str]) -> dict[str, str]:
+    """Python names of a namespace that is also a stdlib module: a tool whose name would
+    hide one of the module's gets a trailing "_" (the module's name stays correct)."""
+    used = set(names.values())
+    out = {}
+    for mcp_name, py in sorted(names.items()):
+        if py in taken:
+            new = py + "_"
+            while new in used or new in taken:
+                new += "_"
+            used.add(new)
+            py = new
+        out[mcp_name] = py
+    return out
 
 
 def _validator(schema: Any) -> Any:

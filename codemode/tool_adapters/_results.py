@@ -12,14 +12,24 @@ from ..errors import ToolCallError
 from ._schema import wrapped_result_schema
 
 
-def unwrap(result: types.CallToolResult, server: str, tool: str, output_schema: Any = None) -> Any:
+def unwrap(
+    result: types.CallToolResult,
+    server: str,
+    tool: str,
+    output_schema: Any = None,
+    label: str | None = None,
+) -> Any:
     """`structured_content` when present (the SDK's {"result": x} wrapper removed), else
     the content: JSON text parsed, other text as is, images/audio/resources as small dicts;
-    one item gives its value, several a list, none None. `is_error` raises ToolCallError."""
+    one item gives its value, several a list, none None. `is_error` raises ToolCallError,
+    whose message starts with `label` (the tool as the program calls it)."""
     if result.is_error:
         message = "\n".join(_text_of(item) for item in result.content).strip()
+        name = label or f"{server}.{tool}"
         raise ToolCallError(
-            message or f"{server}.{tool} reported an error without a message",
+            f"{name} failed: {message}"
+            if message
+            else f"{name} reported an error without a message",
             "ToolError",
             server=server,
             tool=tool,

@@ -55,6 +55,8 @@ class ParamInfo:
     default: Any = None
     has_default: bool = False
     description: str = ""
+    takes_dict: bool = True
+    """Whether the schema admits an object (untyped admits anything)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,9 @@ class ToolInfo:
     input_schema: dict[str, Any]
     output_schema: dict[str, Any] | None
     read_only: bool = False
+    observed: str | None = None
+    """Set when `returns` was learned from real calls (the tool has no outputSchema):
+    "" for a structure, else a sample of the text's format."""
 
     @property
     def path(self) -> str:
@@ -82,7 +87,10 @@ class ToolInfo:
         ann = _expression if python else (lambda text: text)
         parts = []
         for p in self.params:
-            text = f"{p.name}: {ann(p.annotation)}"
+            kind = p.annotation
+            if not p.required and not p.has_default and not _admits_none(kind):
+                kind = f"{kind} | None"  # the parameter may be left out: None is its default
+            text = f"{p.name}: {ann(kind)}"
             if not p.required:
                 text += f" = {_literal(p.default) if p.has_default else 'None'}"
             parts.append(text)
@@ -93,15 +101,30 @@ class ToolInfo:
         line = self.description.strip().splitlines()[0] if self.description.strip() else ""
         return line if len(line) <= DOC_LINE_CHARS else line[: DOC_LINE_CHARS - 1] + "…"
 
+    def catalog_comment(self) -> str:
+        """The first doc line, after what was observed of the results (if learned)."""
+        doc = self.first_line()
+        if self.observed is None:
+            return doc
+        seen = f"observed: {self.observed}" if self.observed else "observed"
+        return f"{seen}; {doc}" if doc else seen
+
     def doc(self) -> str:
         lines = [self.description.strip()] if self.description.strip() else []
         described = [p for p in self.params if p.description]
         if described:
             lines += ["", "Args:"]
             lines += [f"    {p.name}: {' '.join(p.description.split())}" for p in described]
+        if self.observed is not None:
+            sample = f", text like {self.observed}" if self.observed else ""
+            lines += ["", f"Returns {self.returns} (observed in real calls{sample})"]
         if self.name != self.py_name:
             lines += ["", f"MCP name: {self.name!r} (server {self.server!r})"]
         return "\n".join(lines)
+
+
+def _admits_none(annotation_text: str) -> bool:
+    return annotation_text == "Any" or "None" in annotation_text.split(" | ")
 
 
 def _literal(value: Any) -> str:
@@ -112,8 +135,25 @@ def _literal(value: Any) -> str:
     return repr(value) if len(repr(value)) < 40 else "..."
 
 
-def annotation(schema: Any, root: dict[str, Any] | None = None, depth: int = 0) -> str:
-    """A Python-style annotation for a JSON Schema (TypedDict-style text for objects)."""
+def _resolve(ref: str, root: Any) -> Any:
+    """The schema a local `$ref` ("#/$defs/Name") points at in `root`, or None."""
+    if not ref.startswith("#/"):
+        return None
+    node = root
+    for part in ref[2:].split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        node = node.get(part) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else None
+
+
+def annotation(
+    schema: Any,
+    root: dict[str, Any] | None = None,
+    depth: int = 0,
+    seen: frozenset[str] = frozenset(),
+) -> str:
+    """A Python-style annotation for a JSON Schema (TypedDict-style text for objects).
+    Local `$ref`s are written out where they are used (a recursive one by its name)."""
     if not isinstance(schema, dict):
         return "Any"
     root = root if root is not None else schema
@@ -121,6 +161,9 @@ def annotation(schema: Any, root: dict[str, Any] | None = None, depth: int = 0) 
         return "Any"
     ref = schema.get("$ref")
     if isinstance(ref, str):
+        target = _resolve(ref, root) if ref not in seen else None
+        if target is not None:
+            return annotation(target, root, depth + 1, seen | {ref})
         name = ref.rsplit("/", 1)[-1]
         return name if name.isidentifier() else "dict"
     if "const" in schema:
@@ -132,13 +175,13 @@ def annotation(schema: Any, root: dict[str, Any] | None = None, depth: int = 0) 
     for key in ("anyOf", "oneOf"):
         options = schema.get(key)
         if isinstance(options, list) and options:
-            return _union([annotation(o, root, depth + 1) for o in options])
+            return _union([annotation(o, root, depth + 1, seen) for o in options])
     all_of = schema.get("allOf")
     if isinstance(all_of, list) and len(all_of) == 1:
-        return annotation(all_of[0], root, depth + 1)
+        return annotation(all_of[0], root, depth + 1, seen)
     kind = schema.get("type")
     if isinstance(kind, list):
-        return _union([annotation({**schema, "type": k}, root, depth + 1) for k in kind])
+        return _union([annotation({**schema, "type": k}, root, depth + 1, seen) for k in kind])
     if kind == "string":
         return "str"
     if kind == "integer":
@@ -151,13 +194,17 @@ def annotation(schema: Any, root: dict[str, Any] | None = None, depth: int = 0) 
         return "None"
     if kind == "array":
         items = schema.get("items")
-        return f"list[{annotation(items, root, depth + 1)}]" if isinstance(items, dict) else "list"
+        return (
+            f"list[{annotation(items, root, depth + 1, seen)}]"
+            if isinstance(items, dict)
+            else "list"
+        )
     if kind == "object" or "properties" in schema:
         props = schema.get("properties")
         if isinstance(props, dict) and props and depth < MAX_DEPTH:
             required = _names(schema.get("required"))
             fields = [
-                f"{name}{'' if name in required else '?'}: {annotation(sub, root, depth + 1)}"
+                f"{name}{'' if name in required else '?'}: {annotation(sub, root, depth + 1, seen)}"
                 for name, sub in list(props.items())[:12]
             ]
             more = ", ..." if len(props) > 12 else ""
@@ -205,17 +252,40 @@ def params_of(schema: Any) -> tuple[ParamInfo, ...]:
                 default=sub.get("default"),
                 has_default="default" in sub,
                 description=str(sub.get("description") or ""),
+                takes_dict=_admits_object(sub, schema),
             )
         )
     # Python needs required parameters first; the sort is stable, so schema order stays.
     return tuple(sorted(params, key=lambda p: not p.required))
 
 
+def _admits_object(schema: dict[str, Any], root: Any, depth: int = 0) -> bool:
+    """Whether a value of `schema` may be a JSON object (True when unsure)."""
+    if depth > MAX_DEPTH:
+        return True
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        target = _resolve(ref, root)
+        return True if target is None else _admits_object(target, root, depth + 1)
+    for key in ("anyOf", "oneOf"):
+        options = schema.get(key)
+        if isinstance(options, list) and options:
+            return any(_admits_object(o, root, depth + 1) for o in options if isinstance(o, dict))
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return kind == "object"
+    if isinstance(kind, list):
+        return "object" in kind
+    if "enum" in schema or "const" in schema:
+        return False
+    return True
+
+
 def returns_of(output_schema: Any) -> str:
     if not isinstance(output_schema, dict):
         return "Any"
     wrapped = wrapped_result_schema(output_schema)
-    return annotation(wrapped if wrapped is not None else output_schema)
+    return annotation(wrapped if wrapped is not None else output_schema, output_schema)
 
 
 def wrapped_result_schema(output_schema: Any) -> Any:
@@ -257,7 +327,7 @@ def render_catalog(tools: list[ToolInfo]) -> str:
     """One line per tool, grouped by namespace: what the model reads in the description."""
     lines = []
     for tool in sorted(tools, key=lambda t: (t.namespace, t.py_name)):
-        doc = tool.first_line()
+        doc = tool.catalog_comment()
         lines.append(f"await {tool.signature()}" + (f"  # {doc}" if doc else ""))
     return "\n".join(lines)
 

@@ -4,7 +4,7 @@ Knows nothing of MCP. `SandboxPool.execute(code, tool_host, limits)` runs a prog
 `ToolHost` supplies the functions the program can call.
 """
 
-from ._build import Artifact, cache_root, ensure_built
+from ._build import Artifact, ensure_built, sandbox_modules
 from ._pool import MAX_CALL_RECORDS, SandboxPool
 from ._types import (
     CallRecord,
@@ -13,6 +13,7 @@ from ._types import (
     ExecutionStats,
     FunctionSpec,
     Limits,
+    NamespaceSpec,
     Param,
     ToolHost,
 )
@@ -26,9 +27,10 @@ __all__ = [
     "ExecutionStats",
     "FunctionSpec",
     "Limits",
+    "NamespaceSpec",
     "Param",
     "SandboxPool",
     "ToolHost",
-    "cache_root",
     "ensure_built",
+    "sandbox_modules",
 ]

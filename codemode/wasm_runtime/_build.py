@@ -1,10 +1,11 @@
 """Build the guest into a WebAssembly component, compile it to native code, cache both.
 
-The cache lives in the user cache dir (or $CODEMODE_CACHE_DIR), in a folder named by a key
-that covers everything the compiled artifact depends on: the guest sources and WIT, the
-componentize-py and wasmtime versions, the engine flags and the platform. A change of any
-of them builds anew. `meta.json` records the size and sha256 of the compiled file; a
-stale, truncated or foreign file fails that check and is rebuilt, never loaded.
+The cache lives in the user cache dir (or $CODEMODE_CACHE_DIR; see `_paths`), in a folder
+named by a key that covers everything the compiled artifact depends on: the guest sources
+and WIT, the componentize-py, wasmtime and tzdata versions, the engine flags and the
+platform. A change of any of them builds anew. `meta.json` records the size and sha256 of
+the compiled file; a stale, truncated or foreign file fails that check and is rebuilt,
+never loaded.
 
 The heavy steps (componentize ~15 s and ~430 MB, compile ~10 s and ~400 MB) run in a child
 process, so the memory they take is given back when they finish. Progress goes to stderr.
@@ -13,10 +14,12 @@ process, so the memory they take is given back when they finish. Progress goes t
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
 import platform
+import runpy
 import shutil
 import subprocess
 import sys
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from .._paths import cache_dir
 from ..errors import SandboxBuildError
 from ._engine import ENGINE_FLAGS
 
@@ -53,13 +57,10 @@ class Artifact:
     build_s: float | None = None
 
 
-def cache_root() -> Path:
-    override = os.environ.get("CODEMODE_CACHE_DIR")
-    if override:
-        return Path(override).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("codemode"))
+@functools.lru_cache(maxsize=1)
+def sandbox_modules() -> tuple[str, ...]:
+    """The stdlib modules a program can import in the sandbox (`guest/_cm_stdlib.py`)."""
+    return tuple(runpy.run_path(str(GUEST_DIR / "_cm_stdlib.py"))["OFFERED"])
 
 
 def _guest_files() -> list[Path]:
@@ -77,6 +78,7 @@ def cache_key() -> str:
     facts = {
         "componentize-py": metadata.version("componentize-py"),
         "wasmtime": metadata.version("wasmtime"),
+        "tzdata": metadata.version("tzdata"),
         "engine": ENGINE_FLAGS,
         "machine": platform.machine(),
         "platform": sys.platform,
@@ -133,7 +135,7 @@ def ensure_built(progress: Progress | None = None, *, force: bool = False) -> Ar
     key = cache_key()
     if not force and key in _verified_cache:
         return _verified_cache[key]
-    root = cache_root() / "sandbox"
+    root = cache_dir() / "sandbox"
     folder = root / key[:24]
     with _locked(root / f"{key[:24]}.lock"):
         if not force and _verified(folder, key):
@@ -191,6 +193,12 @@ def _child_build(staging: Path) -> None:
 
     started = time.monotonic()
     component = staging / COMPONENT_NAME
+    # Packages the guest reads at build time only (zone data), on a path of their own so
+    # that nothing else of this environment's site-packages is visible to the guest.
+    extra = staging / "build-path"
+    import tzdata
+
+    shutil.copytree(Path(tzdata.__file__).parent, extra / "tzdata")
     argv = [
         "componentize-py",
         "--wit-path", str(GUEST_DIR / "wit"),
@@ -198,6 +206,7 @@ def _child_build(staging: Path) -> None:
         "--quiet",
         "componentize",
         "--python-path", str(GUEST_DIR),
+        "--python-path", str(extra),
         GUEST_MODULE,
         "--output", str(component),
     ]  # fmt: skip
@@ -222,6 +231,7 @@ def _child_build(staging: Path) -> None:
     compiled = wc.Component.from_file(engine, str(component)).serialize()
     (staging / COMPILED_NAME).write_bytes(bytes(compiled))
     component.unlink()  # only the native form is loaded; keeping both doubles the cache size
+    shutil.rmtree(extra, ignore_errors=True)
     print(f"progress: compiled to native code in {time.monotonic() - built:.1f} s", flush=True)
 
 

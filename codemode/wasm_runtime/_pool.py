@@ -33,6 +33,7 @@ from ._types import (
     ExecutionStats,
     FunctionSpec,
     Limits,
+    NamespaceSpec,
     ToolHost,
 )
 
@@ -275,8 +276,10 @@ class SandboxPool:
                 "max_code_bytes",
             )
         functions = list(tool_host.functions()) if tool_host is not None else []
+        list_namespaces = getattr(tool_host, "namespace_specs", None)
+        namespaces = list(list_namespaces()) if list_namespaces is not None else []
         worker = await self._acquire()
-        run = _Execution(self, worker, code, tool_host, functions, limits, on_call_done)
+        run = _Execution(self, worker, code, tool_host, functions, namespaces, limits, on_call_done)
         healthy = False
         try:
             result, healthy = await run.go()
@@ -301,13 +304,15 @@ class _Execution:
 
     def __init__(self, pool: SandboxPool, worker: _WorkerProcess, code: str,
                  tool_host: ToolHost | None, functions: Sequence[FunctionSpec],
-                 limits: Limits, on_call_done: Callable[[int], None] | None) -> None:  # fmt: skip
+                 namespaces: Sequence[NamespaceSpec], limits: Limits,
+                 on_call_done: Callable[[int], None] | None) -> None:  # fmt: skip
         pool._seq += 1
         self.seq = pool._seq
         self.worker = worker
         self.code = code
         self.tool_host = tool_host
         self.functions = functions
+        self.namespaces = namespaces
         self.limits = limits
         self.calls: set[asyncio.Task[None]] = set()
         self.semaphore = asyncio.Semaphore(limits.max_concurrent_calls)
@@ -323,6 +328,7 @@ class _Execution:
     async def go(self) -> tuple[ExecutionResult, bool]:
         options = {
             "functions": [f.to_json() for f in self.functions],
+            "namespaces": [n.to_json() for n in self.namespaces],
             "limits": {
                 "max_stdout_bytes": self.limits.max_stdout_bytes,
                 "max_result_bytes": self.limits.max_result_bytes,
@@ -489,6 +495,7 @@ class _Execution:
         if trap is not None:
             return result
         result.ok = bool(outcome.get("ok"))
+        result.notes = [str(n) for n in outcome.get("notes") or ()]
         error = outcome.get("error")
         if error:
             result.error = self._guest_error(error)
@@ -527,6 +534,7 @@ class _Execution:
             line=error.get("line"),
             limit=limit,
             details={k: v for k, v in error.items() if k in ("kind", "details", "column")},
+            hint=str(error["hint"]) if error.get("hint") else None,
         )
 
     def _trapped(self, trap: dict[str, str]) -> ExecutionResult:

@@ -48,6 +48,9 @@ class Limits:
 class Param:
     name: str
     required: bool = False
+    takes_dict: bool = True
+    """Whether a dict is a valid value. When the first parameter takes none, one dict
+    passed positionally is read as the keyword arguments (`f({"a": 1})` means `f(a=1)`)."""
 
 
 @dataclass(frozen=True)
@@ -64,15 +67,38 @@ class FunctionSpec:
     params: tuple[Param, ...] = ()
     signature: str = ""
     doc: str = ""
+    alias: bool = False
+    """A second name for a function listed under another path (a bare global for a
+    namespaced tool): callable, but `tools.search()` lists the function once."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "path": self.path,
             "target": self.target,
-            "params": [{"name": p.name, "required": p.required} for p in self.params],
+            "params": [
+                {"name": p.name, "required": p.required, "takes_dict": p.takes_dict}
+                for p in self.params
+            ],
             "signature": self.signature,
             "doc": self.doc,
         }
+        if self.alias:
+            out["alias"] = True
+        return out
+
+
+@dataclass(frozen=True)
+class NamespaceSpec:
+    """One namespace of functions. Named like a stdlib module of the sandbox, it is that
+    module too (its attributes after the functions'). `hidden` names functions the host
+    refuses with a reason of its own (a policy): calls of them reach the host anyway."""
+
+    name: str
+    server: str = ""
+    hidden: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "server": self.server or self.name, "hidden": list(self.hidden)}
 
 
 class ToolHost(Protocol):
@@ -81,6 +107,9 @@ class ToolHost(Protocol):
     def functions(self) -> Sequence[FunctionSpec]:
         """The functions to expose to the next execution."""
         ...
+
+    # Optional: `namespace_specs() -> Sequence[NamespaceSpec]`, the namespaces the functions'
+    # paths name (a namespace not listed is a plain one).
 
     async def call(self, target: str, args: dict[str, Any]) -> Any:
         """Run one call; return a JSON-serializable value or raise `ToolCallError`."""
@@ -99,6 +128,8 @@ class ExecutionError:
     limit: str | None = None
     """The name of the limit that stopped the execution, when one did."""
     details: dict[str, Any] = field(default_factory=dict)
+    hint: str | None = None
+    """One sentence naming the fix, when the error is a known mistake."""
 
 
 @dataclass
@@ -129,3 +160,6 @@ class ExecutionResult:
     calls: list[CallRecord] = field(default_factory=list)
     calls_dropped: int = 0
     """Calls made beyond the bounded `calls` list."""
+    notes: list[str] = field(default_factory=list)
+    """Things the program did that are likely mistakes, though it did not fail (a tool
+    call never awaited)."""

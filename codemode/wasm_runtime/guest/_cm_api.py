@@ -1,0 +1,635 @@
+"""What a program sees: tool functions, namespaces, `tools`, and its module globals.
+
+Built anew for every execution from the host's manifest (functions and namespaces). A
+namespace named like a stdlib module (a server configured as `time`) is that module too:
+`time.monotonic()` is the stdlib's, `await time.get_current_time()` the server's, and
+`import time` in the program gives back the same object.
+"""
+
+import builtins
+import dataclasses
+import datetime
+import difflib
+import sys
+import types
+from typing import ClassVar
+
+import _cm_stdlib
+from _cm_bridge import UNWRAPPED, ToolError, bridge
+
+CODE_FILENAME = "<code>"
+
+
+def _close(name, options, n=3) -> list[str]:
+    """Options spelled like `name`, or containing it (`id` -> `member_id`)."""
+    name, options = str(name), [str(o) for o in options]
+    close = difflib.get_close_matches(name, options, n=n)
+    lower = name.lower()
+    if len(lower) >= 2:
+        close += [o for o in options if o not in close and (lower in o.lower())]
+    return close[:n]
+
+
+def _did_you_mean(name, options) -> str:
+    close = _close(name, options)
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+def jsonable_arg(name: str, value, dumps):
+    try:
+        dumps(value, allow_nan=False)
+        return value
+    except (TypeError, ValueError):
+        pass
+    if isinstance(value, (set, frozenset, tuple)):
+        return [jsonable_arg(name, v, dumps) for v in value]
+    if isinstance(value, (datetime.date, datetime.datetime, datetime.time)):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if type(value).__name__ == "coroutine":
+        raise TypeError(
+            f"argument {name!r} is a coroutine: put `await` before the call that made it"
+        )
+    raise TypeError(
+        f"argument {name!r} is a {type(value).__name__}, which is not JSON; "
+        "pass str, int, float, bool, None, list or dict"
+    )
+
+
+def caller_line() -> int | None:
+    """The line of the submitted code that is running now (the innermost frame of it)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_filename == CODE_FILENAME:
+            return frame.f_lineno
+        frame = frame.f_back
+    return None
+
+
+class Calls:
+    """Tool calls made but not yet started: a call that is never awaited never runs, and
+    the program is told which one it was. Also which tools gave text (for hints)."""
+
+    pending: ClassVar[dict[int, tuple]] = {}
+    texts: ClassVar[dict[str, None]] = {}
+    counter = 0
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.pending = {}
+        cls.texts = {}
+
+    @classmethod
+    def unawaited(cls) -> list[tuple[str, int | None]]:
+        """(path, line) of every call never awaited; closes them (no runtime warning)."""
+        found = []
+        for coro, path, line in cls.pending.values():  # a started call removed itself
+            found.append((path, line))
+            coro.close()
+        cls.pending = {}
+        return found
+
+    @classmethod
+    def describe_pending(cls) -> str:
+        calls = [f"{path}() (line {line})" for _, path, line in cls.pending.values()][:3]
+        return ", ".join(calls)
+
+
+async def _tool_call(key: int, path: str, target: str, args: dict):
+    del Calls.pending[key]
+    value = await bridge.call(target, args)
+    if type(value) is str:
+        Calls.texts[path] = None
+    return value
+
+
+class Notes:
+    """Things worth telling the model although the program did not fail."""
+
+    taken_notes: ClassVar[dict[str, None]] = {}
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.taken_notes = {}
+
+    @classmethod
+    def add(cls, note: str) -> None:
+        if len(cls.taken_notes) < 5:
+            cls.taken_notes[note] = None
+
+    @classmethod
+    def taken(cls) -> list[str]:
+        notes, cls.taken_notes = list(cls.taken_notes), {}
+        return notes
+
+
+class ToolFunction:
+    """One callable the host offers, with the parameters of its schema."""
+
+    def __init__(self, spec: dict, dumps):
+        self.path = spec["path"]
+        self.target = spec["target"]
+        params = spec.get("params", ())
+        self.params = [p["name"] for p in params]
+        self.param_set = frozenset(self.params)
+        self.required = [p["name"] for p in params if p.get("required")]
+        # A lone dict given where the first parameter cannot take one: keyword arguments.
+        self.dict_as_kwargs = bool(params) and not params[0].get("takes_dict", True)
+        self.signature = spec.get("signature") or f"{self.path}({', '.join(self.params)})"
+        self.doc = spec.get("doc") or ""
+        self.alias = bool(spec.get("alias"))
+        self._dumps = dumps
+        self.__name__ = self.path.rsplit(".", 1)[-1]
+        self.__qualname__ = self.path
+        self.__doc__ = f"{self.signature}\n\n{self.doc}".strip()
+
+    def _bind(self, args, kwargs) -> dict:
+        if (
+            len(args) == 1
+            and not kwargs
+            and self.dict_as_kwargs
+            and isinstance(args[0], dict)
+            and args[0]
+            and all(k in self.param_set for k in args[0])
+        ):
+            args, kwargs = (), args[0]
+        if len(args) > len(self.params):
+            raise TypeError(
+                f"{self.path}() takes {len(self.params)} positional argument(s) "
+                f"({', '.join(self.params) or 'none'}) but {len(args)} were given; "
+                f"signature: {self.signature}"
+            )
+        bound = dict(zip(self.params, args))
+        for name, value in kwargs.items():
+            if name in bound:
+                raise TypeError(f"{self.path}() got multiple values for argument {name!r}")
+            if name not in self.param_set:
+                raise TypeError(
+                    f"{self.path}() got an unexpected keyword argument {name!r}"
+                    f"{_did_you_mean(name, self.params)}; parameters: "
+                    f"{', '.join(self.params) or 'none'} (signature: {self.signature})"
+                )
+            bound[name] = value
+        missing = [name for name in self.required if name not in bound]
+        if missing:
+            raise TypeError(
+                f"{self.path}() missing required argument(s): "
+                f"{', '.join(map(repr, missing))}; signature: {self.signature}"
+            )
+        dumps = self._dumps
+        return {name: jsonable_arg(name, value, dumps) for name, value in bound.items()}
+
+    def __call__(self, *args, **kwargs):
+        bound = self._bind(args, kwargs)
+        key = Calls.counter = Calls.counter + 1
+        coro = _tool_call(key, self.path, self.target, bound)
+        Calls.pending[key] = (coro, self.path, caller_line())
+        return coro
+
+    def __await__(self):
+        # `await team.get_team_members` (no parentheses): the intent is the call.
+        if self.required:
+            raise TypeError(
+                f"{self.path} is a function: call it with its arguments, "
+                f"`await {self.signature.split(' -> ')[0]}`"
+            )
+        return self().__await__()
+
+    def __repr__(self) -> str:
+        return f"<tool {self.signature}>"
+
+
+class Namespace(types.ModuleType):
+    """The functions of one server: `await github.list_issues(...)`.
+
+    `module`: the stdlib module of the same name, whose attributes come after the tools'.
+    A namespace with a fallback (the server's tools are not listed: it failed to start)
+    turns any other attribute into a call the host answers with the reason."""
+
+    def __init__(self, name: str, module=None, server: str | None = None, hidden=()):
+        super().__init__(name)
+        self._cm_functions: dict = {}
+        self._cm_fallback: str | None = None
+        self._cm_module = module
+        self._cm_server = server or name
+        self._cm_hidden = frozenset(hidden)  # tools the config hides: the host says why
+
+    def _cm_add(self, name: str, value) -> None:
+        self._cm_functions[name] = value
+        setattr(self, name, value)
+
+    def __getattr__(self, name: str):
+        state = self.__dict__
+        module = state.get("_cm_module")
+        if module is not None:
+            try:
+                return getattr(module, name)
+            except AttributeError:
+                pass
+        functions = state.get("_cm_functions", {})
+        target = state.get("_cm_fallback")
+        if name.startswith("__") or target is None:
+            raise AttributeError(self._cm_missing(name)) from None
+        if functions and name not in state.get("_cm_hidden", ()):
+            raise AttributeError(self._cm_missing(name)) from None
+
+        async def fallback(**kwargs):
+            return await bridge.call(target, {"name": name, "args": kwargs})
+
+        fallback.__name__ = name
+        return fallback
+
+    def _cm_missing(self, name: str) -> str:
+        functions = self.__dict__.get("_cm_functions", {})
+        module = self.__dict__.get("_cm_module")
+        options = list(functions) + (dir(module) if module is not None else [])
+        elsewhere = [
+            f"{ns.__name__}.{name}"
+            for ns in Registry.namespaces.values()
+            if ns is not self and name in ns._cm_functions
+        ]
+        where = f"; it is in {' and '.join(elsewhere)}" if elsewhere else ""
+        known = ", ".join(sorted(functions)) or "none"
+        kind = f"the {self.__name__} module nor the server" if module is not None else "it"
+        return (
+            f"{self.__name__} has no function {name!r}{where}{_did_you_mean(name, options)} "
+            f"(functions of {kind}: {known})"
+        )
+
+    def __dir__(self):
+        module = self.__dict__.get("_cm_module")
+        return sorted(set(self._cm_functions) | set(dir(module) if module is not None else ()))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(sorted(self._cm_functions))
+        if self._cm_module is not None:
+            return (
+                f"<module {self.__name__!r} and the tools of server {self._cm_server!r}: {shown}>"
+            )
+        return f"<namespace {self.__name__}: {shown}>"
+
+
+class _Listing(list):
+    """A list that `await` also gives (tools.search() is not a coroutine, but a model
+    often awaits it: both spellings work)."""
+
+    def __await__(self):
+        return self
+        yield  # makes this a generator: __await__ must return an iterator
+
+
+class _Text(str):
+    def __await__(self):
+        return self
+        yield
+
+
+class Tools:
+    """`tools.search(query)` / `tools.describe(name)` / `tools.list()`: find functions
+    without reading the whole catalog. Each tool is listed once (a bare-global alias is
+    the same tool)."""
+
+    def __init__(self, functions: list[ToolFunction]):
+        self._functions = {f.path: f for f in functions if not f.alias}
+
+    def list(self) -> list[str]:
+        return _Listing(sorted(self._functions))
+
+    def search(self, query: str = "", limit: int = 10) -> list[str]:
+        words = [w for w in "".join(c if c.isalnum() else " " for c in str(query).lower()).split()]
+        scored = []
+        for path, fn in self._functions.items():
+            name = path.lower()
+            text = f"{name} {fn.doc.lower()}"
+            score = sum(3 if w in name else 1 for w in words if w in text)
+            if score or not words:
+                scored.append((-score, path))
+        scored.sort()
+        return _Listing(
+            f"{self._functions[p].signature}  # {self._first_line(p)}" for _, p in scored[:limit]
+        )
+
+    def _first_line(self, path: str) -> str:
+        doc = self._functions[path].doc.strip()
+        return doc.splitlines()[0][:120] if doc else ""
+
+    def _find(self, name: str):
+        name = str(name)
+        fn = self._functions.get(name)
+        if fn is not None:
+            return [fn]
+        return [f for p, f in self._functions.items() if p.rsplit(".", 1)[-1] == name]
+
+    def describe(self, name: str) -> str:
+        found = self._find(name)
+        if not found:
+            raise KeyError(f"no function named {name!r}{_did_you_mean(name, self._functions)}")
+        return _Text("\n\n".join(f.__doc__ for f in found))
+
+    def __getattr__(self, name: str):
+        # `from tools import get_leads`: the tool of that name, when there is one.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        found = self._find(name)
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise AttributeError(
+                f"several tools are named {name!r}: {', '.join(f.path for f in found)}; "
+                "use the namespace (e.g. `from ns import name`, or `await ns.name()`)"
+            )
+        options = [*self._functions, "search", "describe", "list"]
+        raise AttributeError(
+            f"tools has no {name!r}{_did_you_mean(name, options)}; it offers tools.search(), "
+            "tools.describe() and tools.list()"
+        )
+
+    def __repr__(self) -> str:
+        return f"<tools: {len(self._functions)} functions; use tools.search(query)>"
+
+
+class Registry:
+    """The namespaces and functions of the running execution (for imports and hints)."""
+
+    namespaces: ClassVar[dict[str, "Namespace"]] = {}
+    functions: ClassVar[list["ToolFunction"]] = []
+    env: ClassVar[dict] = {}
+    code = ""
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.namespaces, cls.functions, cls.env, cls.code = {}, [], {}, ""
+
+
+_COMMON_WORDS = frozenset(
+    "get set list all new add the and for with from into this that http https www com org "
+    "net api json data result results response request value values item items return "
+    "await async import def class true false none self print text str int float dict "
+    "lambda yield else elif while try except finally raise assert pass break continue "
+    "global nonlocal timeout status code".split()
+)
+
+
+def _words(text: str) -> set[str]:
+    spaced = "".join(c if c.isalnum() else " " for c in text)
+    out = set()
+    for word in spaced.split():
+        for part in _split_case(word):
+            if len(part) >= 3 and not part.isdigit() and part not in _COMMON_WORDS:
+                out.add(part)
+    return out
+
+
+def _split_case(word: str) -> list[str]:
+    parts, current = [], ""
+    for c in word:
+        if c.isupper() and current and not current[-1].isupper():
+            parts.append(current)
+            current = ""
+        current += c
+    parts.append(current)
+    return [p.lower() for p in parts] + [word.lower()]
+
+
+def relevant_to_program(limit: int = 3) -> list[str]:
+    """Tools whose names and first doc lines share words with the program (what it was
+    trying to reach: `git log` -> git.git_log, a time API URL -> time.get_current_time)."""
+    program = _words(Registry.code)
+    if not program:
+        return []
+    scored = []
+    for fn in Registry.functions:
+        if fn.alias or "." not in fn.path:
+            continue
+        name = _words(fn.path.rsplit(".", 1)[-1]) | _words(fn.path.split(".", 1)[0])
+        doc = _words(fn.doc.strip().split("\n", 1)[0]) - name
+        score = 0
+        for word in name:
+            score += 2 if word in program else any(word in p for p in program if len(word) >= 4)
+        score += sum(1 for word in doc if word in program)
+        if score >= 2:
+            scored.append((-score, fn.path))
+    return [p for _, p in sorted(scored)[:limit]]
+
+
+def relevant_tools(*words: str, limit: int = 4) -> list[str]:
+    """Paths of tools whose names mention any of `words` (earlier words weigh more), best
+    first; deprecated tools last."""
+    scored = []
+    for fn in Registry.functions:
+        if fn.alias:
+            continue
+        name = fn.path.rsplit(".", 1)[-1].lower()
+        score = sum(len(words) - i for i, w in enumerate(words) if w in name)
+        if score:
+            deprecated = "deprecated" in fn.doc.lower()
+            scored.append((deprecated, -score, fn.path))
+    return [p for *_, p in sorted(scored)[:limit]]
+
+
+def tools_that_may_help(*words: str) -> str:
+    """ " (tools that look relevant here: a, b)" from the program's words and `words`."""
+    found = relevant_to_program()
+    for path in relevant_tools(*words) if words else ():
+        if path not in found and len(found) < 4:
+            found.append(path)
+    return f" (tools that look relevant here: {', '.join(found)})" if found else ""
+
+
+def _missing_module_message(name: str) -> str:
+    top = name.partition(".")[0]
+    reason = _cm_stdlib.ABSENT.get(name) or _cm_stdlib.ABSENT.get(top)
+    if reason is not None:
+        if reason is _cm_stdlib.NO_NETWORK:
+            extra = tools_that_may_help("fetch", "http", "url", "web", "browse", "download")
+        elif reason is _cm_stdlib.NO_FILES:
+            extra = tools_that_may_help("read", "write", "file", "directory")
+        elif reason is _cm_stdlib.NO_PROCESSES:
+            extra = tools_that_may_help()
+        else:
+            extra = ""
+        return f"No module named {name!r}: {reason}{extra}."
+    close = _close(name, _cm_stdlib.OFFERED)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return (
+        f"No module named {name!r}: the sandbox has the Python standard library only (no pip "
+        "packages, no network, no host files); the tools are the way out"
+        f"{tools_that_may_help()}. Modules: "
+        f"{', '.join(m for m in _cm_stdlib.OFFERED if '.' not in m)}.{hint}"
+    )
+
+
+class MissingModules:
+    """Last on sys.meta_path: an import nothing else found fails with a message that says
+    why it is absent and what to use instead."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        raise ModuleNotFoundError(_missing_module_message(name), name=name)
+
+    @staticmethod
+    def invalidate_caches():
+        pass
+
+
+_real_import = builtins.__import__
+
+
+class _FromTools:
+    """`from default_api import get_leads`: a made-up module whose names are all tools."""
+
+    def __init__(self, found: dict):
+        self.__dict__.update(found)
+
+
+def program_import(name, globals=None, locals=None, fromlist=(), level=0):
+    """`__import__` of the program: namespaces and the tool API import as themselves."""
+    if level == 0:
+        ns = Registry.namespaces.get(name)
+        if ns is not None:
+            return ns
+        if name == "tools":
+            return Registry.env.get("tools")
+        if name == "codemode":
+            return Registry.env.get("__codemode_module__")
+    try:
+        return _real_import(name, globals, locals, fromlist, level)
+    except ModuleNotFoundError:
+        if level != 0 or not fromlist or "." in name:
+            raise
+        tools = Registry.env.get("tools")
+        found = {}
+        for wanted in fromlist:
+            match = tools._find(wanted) if tools is not None else []
+            if len(match) != 1:
+                raise
+            found[wanted] = match[0]
+        return _FromTools(found)
+
+
+def _noting(label: str, fn, words: tuple[str, ...], lazy: bool = False):
+    """`fn`, which looks at host paths; when a program's call of it finds nothing (there
+    are no host files here), a note says why and which tools reach files."""
+
+    def wrapper(*args, **kwargs):
+        result = fn(*args, **kwargs)
+        if lazy:
+            result = list(result)
+        if not result and sys._getframe(1).f_code.co_filename == CODE_FILENAME:
+            found = relevant_tools(*words)
+            use = f": use {' or '.join(f'{p}(...)' for p in found[:2])}" if found else ""
+            Notes.add(
+                f"{label}() found nothing because the sandbox has no host file system (host "
+                f"paths never exist here){use}"
+            )
+        return iter(result) if lazy else result
+
+    wrapper.__name__ = getattr(fn, "__name__", label)
+    wrapper.__doc__ = getattr(fn, "__doc__", None)
+    return wrapper
+
+
+def install_file_notes() -> None:
+    import glob
+    import os
+    import pathlib
+
+    listing = ("search", "list", "directory", "tree")
+    checking = ("info", "list", "directory", "read")
+    glob.glob = _noting("glob.glob", glob.glob, listing)
+    glob.iglob = _noting("glob.iglob", glob.iglob, listing, lazy=True)
+    os.walk = _noting("os.walk", os.walk, listing, lazy=True)
+    for name in ("exists", "isfile", "isdir", "lexists"):
+        setattr(os.path, name, _noting(f"os.path.{name}", getattr(os.path, name), checking))
+    for name in ("exists", "is_file", "is_dir"):
+        method = getattr(pathlib.Path, name)
+        setattr(pathlib.Path, name, _noting(f"Path.{name}", method, checking))
+    for name in ("glob", "rglob"):
+        method = getattr(pathlib.Path, name)
+        setattr(pathlib.Path, name, _noting(f"Path.{name}", method, listing, lazy=True))
+
+
+def install_gather_of_a_list() -> None:
+    """`asyncio.gather([a, b])` (a list, not `*list`) means `gather(a, b)`: it can mean
+    nothing else, so the program's gather takes it."""
+    import asyncio
+
+    stock = asyncio.gather
+
+    def gather(*aws, return_exceptions=False):
+        if len(aws) == 1 and isinstance(aws[0], (list, tuple, types.GeneratorType)):
+            aws = tuple(aws[0])
+        return stock(*aws, return_exceptions=return_exceptions)
+
+    gather.__doc__ = stock.__doc__
+    asyncio.gather = gather
+
+
+def build_globals(manifest: dict, dumps, return_signal) -> dict:
+    """The module globals a program starts with: the tool API and the builtins."""
+    program_builtins = dict(builtins.__dict__)
+    program_builtins["__import__"] = program_import
+    import asyncio
+    import json
+
+    env: dict = {
+        "__name__": "__main__",
+        "__builtins__": program_builtins,
+        "asyncio": asyncio,
+        "json": json,
+        "ToolError": ToolError,
+        "__codemode_return__": return_signal,
+    }
+    namespaces: dict[str, Namespace] = {}
+    for info in manifest.get("namespaces", ()):
+        name = info["name"]
+        module = sys.modules.get(name) if name in _cm_stdlib.OFFERED else None
+        namespaces[name] = Namespace(name, module, info.get("server"), info.get("hidden", ()))
+    functions = []
+    for spec in manifest.get("functions", ()):
+        fn = ToolFunction(spec, dumps)
+        *parents, leaf = fn.path.split(".")
+        if not parents:
+            env[leaf] = fn
+            functions.append(fn)
+            continue
+        holder = namespaces.get(parents[0])
+        if holder is None:
+            holder = namespaces[parents[0]] = Namespace(parents[0])
+        if leaf == "*":
+            holder._cm_fallback = fn.target
+            continue
+        functions.append(fn)
+        holder._cm_add(leaf, fn)
+    env.update(namespaces)
+    tools = Tools(functions)
+    env["tools"] = tools
+    product = Namespace("codemode")
+    for key in ("ToolError", "tools", "call_tool"):
+        if key in env:
+            setattr(product, key, env[key])
+    for name, value in [*namespaces.items(), *((f.path, f) for f in functions if f.alias)]:
+        setattr(product, name, value)
+    env["__codemode_module__"] = product
+    Registry.namespaces, Registry.functions, Registry.env = namespaces, functions, env
+    return env
+
+
+__all__ = [
+    "CODE_FILENAME",
+    "UNWRAPPED",
+    "Calls",
+    "MissingModules",
+    "Namespace",
+    "Notes",
+    "Registry",
+    "ToolFunction",
+    "Tools",
+    "build_globals",
+    "install_file_notes",
+    "install_gather_of_a_list",
+    "relevant_to_program",
+    "relevant_tools",
+    "tools_that_may_help",
+]  # fmt: skip

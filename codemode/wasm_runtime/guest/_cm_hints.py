@@ -1,0 +1,246 @@
+"""One sentence that names the fix, for the mistakes programs make against this sandbox.
+
+`hint_for(exc, line)` looks at an uncaught exception and the source line it came from and
+returns a hint, or None when the exception is the program's own logic (a plain
+ZeroDivisionError needs no lecture). Each rule covers a family of mistakes, not one
+string: values that are already decoded, raw MCP shapes, await mistakes, event-loop APIs,
+host files, network and processes, names that do not exist. Hints an object knows best
+(a tool result's missing key) ride on the exception as `_cm_hint`.
+"""
+
+import errno
+import re
+import socket
+
+import _cm_stdlib
+from _cm_api import Calls, Namespace, Registry, relevant_tools, tools_that_may_help
+from _cm_bridge import RAW_MCP_FIELDS, UNWRAPPED
+from _cm_program import name_hint
+
+_ASYNC_SYNTAX = (
+    "'await' outside async function",
+    "'async with' outside async function",
+    "'async for' outside async function",
+    "asynchronous comprehension outside of an asynchronous function",
+)
+_LOOP_RUNNING = (
+    "cannot be called from a running event loop",
+    "This event loop is already running",
+    "Cannot run the event loop while another loop is running",
+)
+_FILE_ERRNOS = frozenset(
+    {errno.ENOENT, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR, errno.EEXIST,
+     getattr(errno, "ENOTCAPABLE", 76), errno.EBADF, errno.EROFS}
+)  # fmt: skip
+_FILE_ERRORS = (
+    FileNotFoundError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+    FileExistsError,
+)
+_PROCESS_CALLS = re.compile(
+    r"\b(subprocess|os\.(system|popen|fork|exec\w*|spawn\w*|kill)|threading|multiprocessing|"
+    r"Thread\(|ThreadPool|ProcessPool)"
+)
+_NETWORK_CALLS = re.compile(r"\b(socket|urlopen|connect|getaddrinfo|http|request)", re.I)
+
+
+def _coroutine_hint() -> str:
+    pending = Calls.describe_pending()
+    if pending:
+        return (
+            f"{pending} was called without `await`, so it is a coroutine, not its result: "
+            "write `await` before the call (or gather several with `await asyncio.gather(...)`)"
+        )
+    return (
+        "this value is a coroutine: a call of an async function (a tool, or your own "
+        "`async def`) gives its result only when awaited; write `await` before the call"
+    )
+
+
+def _file_hint(line: str) -> str:
+    if re.search(r"""['"][wax]|write|mkdir|makedirs|remove|unlink|rename|touch""", line):
+        words = ("write", "create", "edit", "move")
+    elif re.search(r"listdir|iterdir|scandir|walk|glob|exists|is_file|is_dir|stat", line):
+        words = ("list", "directory", "search", "info")
+    else:
+        words = ("read_text", "read_file", "read")
+    found = relevant_tools(*words) or relevant_tools("file", "directory")
+    if found:
+        return (
+            f"{_cm_stdlib.NO_FILES}: call {' or '.join(f'`await {p}(...)`' for p in found[:3])} "
+            "(files on the host are reachable only through such tools)"
+        )
+    return (
+        f"{_cm_stdlib.NO_FILES}: no filesystem server is configured, so no host file can be "
+        "read; add one to the codemode config to reach files"
+    )
+
+
+def _network_hint() -> str:
+    extra = tools_that_may_help("fetch", "http", "url", "web", "browse", "download")
+    return f"{_cm_stdlib.NO_NETWORK}{extra}"
+
+
+def _process_hint() -> str:
+    return f"{_cm_stdlib.NO_PROCESSES}{tools_that_may_help()}"
+
+
+def _text_tools() -> str:
+    """ " (ns.tool returns text, a str)" for the tools that gave a str in this run."""
+    tools = list(Calls.texts)[:2]
+    if not tools:
+        return " (the tool returned text)"
+    return f" ({' and '.join(tools)} return{'s' * (len(tools) == 1)} text, a str)"
+
+
+_FUTURE_TYPES = ("_GatheringFuture", "Future", "Task")
+
+
+def _future_hint() -> str:
+    return (
+        "this value is a future (from asyncio.gather(...) or create_task(...)) that was not "
+        "awaited: write `await` before it, e.g. `results = await asyncio.gather(...)`"
+    )
+
+
+def _value_kind(value) -> str:
+    if isinstance(value, str):
+        return "a str (the tool returned text)"
+    if isinstance(value, list):
+        return f"a list of {len(value)} item(s)"
+    return f"a {type(value).__name__}"
+
+
+def _attribute_hint(exc: AttributeError, line: str) -> str | None:
+    name, obj = getattr(exc, "name", None), getattr(exc, "obj", None)
+    if type(obj).__name__ == "coroutine":
+        return _coroutine_hint()
+    if name is None:
+        return None
+    if type(obj).__name__ in _FUTURE_TYPES:
+        return _future_hint()
+    if isinstance(obj, str) and (name in RAW_MCP_FIELDS or name in ("get", "keys")):
+        return (
+            f"{UNWRAPPED}: it is a str{_text_tools()}; use it directly (json.loads(it) if it "
+            "holds JSON)"
+        )
+    if isinstance(obj, list) and (name in RAW_MCP_FIELDS or name in ("get", "keys")):
+        return f"{UNWRAPPED}: it is {_value_kind(obj)}; loop over it or index it with a number"
+    if type(obj).__name__ == "module" and obj.__name__ == "datetime" and name in (
+        "now", "utcnow", "today", "fromisoformat", "strptime", "fromtimestamp"
+    ):  # fmt: skip
+        return f"use datetime.datetime.{name}(...) (or `from datetime import datetime`)"
+    having = [ns for ns, v in Registry.namespaces.items() if name in v._cm_functions]
+    if having and not isinstance(obj, Namespace):
+        return f"{name} is a tool of namespace {having[0]}: call `await {having[0]}.{name}(...)`"
+    return None
+
+
+def _type_hint(exc: TypeError, line: str) -> str | None:
+    text = str(exc)
+    if "coroutine" in text:
+        return _coroutine_hint()
+    if any(f"'{kind}'" in text for kind in _FUTURE_TYPES):
+        return _future_hint()
+    if "string indices must be integers" in text:
+        return (
+            f"{UNWRAPPED}: this value is a str{_text_tools()}; use it as text (split its "
+            "lines, search it with re), or json.loads(it) first if it holds JSON"
+        )
+    if "list indices must be integers" in text:
+        return f"{UNWRAPPED}: this value is a list; loop over it or index it with a number"
+    if "the JSON object must be str" in text:
+        return f"{UNWRAPPED}: this value is already a Python value; use it without json.loads"
+    if "can't be used in 'await' expression" in text:
+        return (
+            "this value is not awaitable: only tool calls and your own `async def` functions "
+            "are awaited; remove the `await` before it"
+        )
+    return None
+
+
+def _runtime_hint(exc: RuntimeError, line: str) -> str | None:
+    text = str(exc)
+    if any(marker in text for marker in _LOOP_RUNNING):
+        return (
+            "the program already runs in an event loop: write `await main()` instead of "
+            "asyncio.run(main()) or loop.run_until_complete(main()); a plain `def` that "
+            "needs it should become `async def` and be awaited"
+        )
+    if "thread" in text.lower() or _PROCESS_CALLS.search(line):
+        return _process_hint()
+    return None
+
+
+def _os_hint(exc: OSError, line: str) -> str | None:
+    if isinstance(exc, TimeoutError):
+        return None
+    if isinstance(exc, (ConnectionError, socket.gaierror, socket.herror)):
+        return _network_hint()
+    if _PROCESS_CALLS.search(line) or "support processes" in str(exc):
+        return _process_hint()
+    if _NETWORK_CALLS.search(line) and "open(" not in line:
+        return _network_hint()
+    if isinstance(exc, _FILE_ERRORS) or exc.errno in _FILE_ERRNOS:
+        return _file_hint(line)
+    return None
+
+
+def _syntax_hint(exc: SyntaxError, code: str) -> str | None:
+    text = exc.msg or ""
+    if code.lstrip().startswith("```"):
+        return "send the Python code alone, without the ``` Markdown fence around it"
+    if any(marker in text for marker in _ASYNC_SYNTAX):
+        return (
+            "`await` works at the top level and inside `async def` only: make the enclosing "
+            "function `async def`, and `await` it where it is called"
+        )
+    if "'yield' outside function" in text:
+        return "a program is not a generator: collect the values in a list and return it"
+    return None
+
+
+def hint_for(exc: BaseException, line: str, code: str = "") -> str | None:
+    """The fix for `exc`, raised at source `line` of the program, or None."""
+    own = getattr(exc, "_cm_hint", None)
+    if own:
+        return own
+    try:
+        if isinstance(exc, SyntaxError):
+            return _syntax_hint(exc, code)
+        if isinstance(exc, NameError):
+            name = getattr(exc, "name", None)
+            if not name:
+                return None
+            match = re.search(rf"\b{re.escape(name)}\.(\w+)", line)
+            text = name_hint(name, match.group(1) if match else None, Registry.env)
+            return text.lstrip("; ").strip() or None
+        if isinstance(exc, AttributeError):
+            return _attribute_hint(exc, line)
+        if isinstance(exc, ImportError) and not isinstance(exc, ModuleNotFoundError):
+            module = Registry.namespaces.get(getattr(exc, "name", None) or "")
+            wanted = re.search(r"cannot import name '(\w+)'", str(exc))
+            if module is not None and wanted:
+                return module._cm_missing(wanted.group(1))
+            return None
+        if isinstance(exc, TypeError):
+            return _type_hint(exc, line)
+        if isinstance(exc, RuntimeError):
+            return _runtime_hint(exc, line)
+        if isinstance(exc, OSError):
+            return _os_hint(exc, line)
+        if isinstance(exc, KeyError) and re.search(r"\b(environ|getenv)\b", line):
+            return (
+                "the sandbox sees no environment variables (by design): write the value in "
+                "the program, or get it through a tool"
+            )
+        if isinstance(exc, ValueError) and type(exc).__name__ == "JSONDecodeError":
+            return (
+                "this text is not JSON: a tool that returns JSON comes back already parsed, "
+                "and a text tool gives a plain str; use the str as it is"
+            )
+    except Exception:  # noqa: BLE001 - a hint is a courtesy: never let it hide the error
+        return None
+    return None

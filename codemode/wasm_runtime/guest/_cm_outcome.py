@@ -1,0 +1,119 @@
+"""An execution's outcome as the host reads it: the result as JSON, or the error with the
+submitted code's frames, its line and a hint."""
+
+import dataclasses
+import datetime
+import decimal
+import fractions
+import re
+import traceback
+
+from _cm_api import CODE_FILENAME, Calls
+from _cm_bridge import ToolError, json_dumps
+from _cm_hints import hint_for
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """`text` as valid Unicode: lone surrogates (which Python strings may hold, but which
+    neither the component model nor the MCP client's JSON can carry) become U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return _SURROGATES.sub("\ufffd", text)
+
+
+def _jsonable_result(value):
+    if isinstance(value, (set, frozenset)):
+        try:
+            return sorted(value)
+        except TypeError:
+            return list(value)
+    if isinstance(value, (datetime.date, datetime.datetime, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray)):
+        return value.decode("utf-8", "backslashreplace")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, (decimal.Decimal, fractions.Fraction)):
+        return float(value)
+    if hasattr(value, "to_dict") and callable(value.to_dict):
+        return value.to_dict()
+    return repr(value)
+
+
+def _user_frames(tb) -> traceback.StackSummary:
+    return traceback.StackSummary.from_list(
+        [f for f in traceback.extract_tb(tb) if f.filename == CODE_FILENAME]
+    )
+
+
+def error(exc: BaseException, code: str) -> dict:
+    """The error dict of an uncaught exception (the shape `ExecutionError` reads)."""
+    name = type(exc).__name__
+    if isinstance(exc, SyntaxError):
+        where = f"line {exc.lineno}" + (f", column {exc.offset}" if exc.offset else "")
+        text = "".join(traceback.format_exception_only(type(exc), exc))
+        out = {
+            "type": name,
+            "message": f"{exc.msg} ({where})",
+            "traceback": text,
+            "line": exc.lineno,
+            "column": exc.offset,
+        }
+        hint = hint_for(exc, exc.text or "", code)
+        return {**out, "hint": hint} if hint else out
+    frames = _user_frames(exc.__traceback__)
+    lines = ["Traceback (most recent call last):\n", *frames.format()] if frames else []
+    lines += traceback.format_exception_only(type(exc), exc)
+    message = str(exc) if not isinstance(exc, KeyError) else repr(exc.args[0]) if exc.args else ""
+    out = {
+        "type": "ToolError" if isinstance(exc, ToolError) else name,
+        "message": message,
+        "traceback": "".join(lines),
+        "line": frames[-1].lineno if frames else None,
+    }
+    if isinstance(exc, ToolError):
+        out["kind"], out["details"] = exc.kind, exc.details
+    hint = hint_for(exc, (frames[-1].line or "") if frames else "", code)
+    if hint:
+        out["hint"] = hint
+    return out
+
+
+def unawaited_notes() -> list[str]:
+    notes = []
+    for path, line in Calls.unawaited():
+        where = f"line {line}: " if line else ""
+        notes.append(
+            f"{where}{path}() was called without `await`, so it never ran; write "
+            f"`await {path}(...)`"
+        )
+    return notes[:5]
+
+
+def encode(outcome: dict, max_result_bytes: int) -> str:
+    try:
+        result_text = json_dumps(outcome["result"], ensure_ascii=False, default=_jsonable_result)
+    except (ValueError, TypeError, RecursionError) as exc:
+        outcome["ok"] = False
+        outcome["error"] = {
+            "type": "ResultError",
+            "message": f"the result could not be converted to JSON: {exc}",
+            "traceback": "",
+            "hint": "return plain values: dicts, lists, str, numbers, bool or None",
+        }
+        result_text = "null"
+    result_text = valid_text(result_text)
+    outcome["result"] = None
+    size = len(result_text.encode("utf-8", "surrogatepass"))
+    outcome["result_bytes"] = size
+    if size > max_result_bytes:
+        outcome["result_truncated"] = result_text.encode("utf-8", "surrogatepass")[
+            :max_result_bytes
+        ].decode("utf-8", "ignore")
+        result_text = "null"
+    outcome["result_json"] = result_text
+    return valid_text(json_dumps(outcome, ensure_ascii=False, default=repr))
