@@ -10,6 +10,7 @@ import builtins
 import dataclasses
 import datetime
 import difflib
+import functools
 import sys
 import types
 from typing import ClassVar
@@ -244,12 +245,17 @@ class Namespace(types.ModuleType):
         functions = self.__dict__.get("_cm_functions", {})
         module = self.__dict__.get("_cm_module")
         options = list(functions) + (dir(module) if module is not None else [])
-        elsewhere = [
-            f"{ns.__name__}.{name}"
+        others = {
+            f"{ns.__name__}.{fn}": fn
             for ns in Registry.namespaces.values()
-            if ns is not self and name in ns._cm_functions
-        ]
-        where = f"; it is in {' and '.join(elsewhere)}" if elsewhere else ""
+            if ns is not self
+            for fn in ns._cm_functions
+        }
+        elsewhere = [path for path, fn in others.items() if fn == name]
+        if not elsewhere and not _close(name, options):
+            wanted = set(_close(name, set(others.values()), n=2))
+            elsewhere = [path for path, fn in others.items() if fn in wanted]
+        where = f"; did you mean {' or '.join(elsewhere)}?" if elsewhere else ""
         known = ", ".join(sorted(functions)) or "none"
         kind = f"the {self.__name__} module nor the server" if module is not None else "it"
         return (
@@ -421,7 +427,7 @@ def relevant_tools(*words: str, limit: int = 4) -> list[str]:
         if fn.alias:
             continue
         name = fn.path.rsplit(".", 1)[-1].lower()
-        score = sum(len(words) - i for i, w in enumerate(words) if w in name)
+        score = sum(2 ** (len(words) - i) for i, w in enumerate(words) if w in name)
         if score:
             deprecated = "deprecated" in fn.doc.lower()
             scored.append((deprecated, -score, fn.path))
@@ -484,8 +490,10 @@ class _FromTools:
 
 
 def program_import(name, globals=None, locals=None, fromlist=(), level=0):
-    """`__import__` of the program: namespaces and the tool API import as themselves."""
-    if level == 0:
+    """`__import__` while a program runs: in the program's own code (its globals are the
+    program's), namespaces and the tool API import as themselves; everywhere else (the
+    stdlib's own imports) it is the stock import."""
+    if level == 0 and globals is Registry.env and globals:
         ns = Registry.namespaces.get(name)
         if ns is not None:
             return ns
@@ -525,9 +533,7 @@ def _noting(label: str, fn, words: tuple[str, ...], lazy: bool = False):
             )
         return iter(result) if lazy else result
 
-    wrapper.__name__ = getattr(fn, "__name__", label)
-    wrapper.__doc__ = getattr(fn, "__doc__", None)
-    return wrapper
+    return functools.wraps(fn)(wrapper)
 
 
 def install_file_notes() -> None:
@@ -568,14 +574,12 @@ def install_gather_of_a_list() -> None:
 
 def build_globals(manifest: dict, dumps, return_signal) -> dict:
     """The module globals a program starts with: the tool API and the builtins."""
-    program_builtins = dict(builtins.__dict__)
-    program_builtins["__import__"] = program_import
     import asyncio
     import json
 
     env: dict = {
         "__name__": "__main__",
-        "__builtins__": program_builtins,
+        "__builtins__": builtins,
         "asyncio": asyncio,
         "json": json,
         "ToolError": ToolError,

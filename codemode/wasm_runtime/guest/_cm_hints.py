@@ -15,7 +15,7 @@ import socket
 import _cm_stdlib
 from _cm_api import Calls, Namespace, Registry, relevant_tools, tools_that_may_help
 from _cm_bridge import RAW_MCP_FIELDS, UNWRAPPED
-from _cm_program import name_hint
+from _cm_precheck import name_hint
 
 _ASYNC_SYNTAX = (
     "'await' outside async function",

@@ -6,7 +6,8 @@ mounted at run time). Each execution starts from that snapshot in a fresh instan
 
 The parts: `_cm_bridge` (the asyncio loop whose selector is the host bridge),
 `_cm_api` (tool functions, namespaces and the program's globals), `_cm_program`
-(module semantics and the pre-check), `_cm_hints` and `_cm_outcome` (what comes back).
+(module semantics), `_cm_precheck` (certain mistakes, before anything runs), `_cm_hints`
+and `_cm_outcome` (what comes back).
 """
 
 import builtins
@@ -26,11 +27,12 @@ for _name in _cm_stdlib.OFFERED:  # the stdlib user code can import (see _cm_std
 import _cm_zones  # noqa: F401 - zoneinfo's data, loaded at build time
 import wit_world
 from _cm_api import CODE_FILENAME, Calls, MissingModules, Notes, Registry, build_globals
-from _cm_api import install_file_notes, install_gather_of_a_list
+from _cm_api import install_file_notes, install_gather_of_a_list, program_import
 from _cm_bridge import Deadline, Deadlock, SandboxLoop, bridge, close_default_loop, install_loop
 from _cm_bridge import json_dumps, json_loads
 from _cm_outcome import encode, error, unawaited_notes
-from _cm_program import RESULT_NAME, PreCheckFailed, ProgramReturn, compile_program, precheck
+from _cm_precheck import PreCheckFailed, precheck
+from _cm_program import RESULT_NAME, ProgramReturn, compile_program
 
 install_loop()
 sys.meta_path.append(MissingModules)
@@ -128,6 +130,7 @@ def _run(code_obj, is_async: bool, env: dict):
 
 def _execute(code: str, options: dict) -> dict:
     saved_builtins = dict(builtins.__dict__)
+    builtins.__import__ = program_import  # namespaces import as modules (see _cm_api)
     try:
         return _execute_program(code, options)
     finally:
