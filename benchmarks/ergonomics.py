@@ -824,9 +824,11 @@ def write_config(path: Path, root: Path, repo: Path) -> Path:
 
 @asynccontextmanager
 async def serve(config: Path, errlog: TextIO) -> AsyncIterator[ClientSession]:
-    """`codemode serve --config config` as a child process over stdio, with a client session."""
+    """`codemode serve --config config` as a child process over stdio, with a client session.
+    Learned shapes start empty and go to a file of this run, so runs are alike."""
     argv = ["-m", "codemode", "serve", "--config", str(config), "--log-level", "warning"]
-    params = StdioServerParameters(command=sys.executable, args=argv, env={**os.environ})
+    env = {**os.environ, "CODEMODE_SHAPES_FILE": str(config.with_name("shapes.json"))}
+    params = StdioServerParameters(command=sys.executable, args=argv, env=env)
     async with stdio_client(params, errlog=errlog) as (read, write):
         async with ClientSession(read, write) as session:
             await session.initialize()
@@ -956,11 +958,25 @@ def report(outcomes: list[Outcome]) -> dict[str, Any]:
     return {"cases": len(outcomes), **{v: total[v] for v in verdicts}, "by_family": by_family}
 
 
+def all_cases(which: str) -> list[Case]:
+    """The first set (above), the second (ergonomics_more.py, written separately as a
+    held-out check of the first), or both."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import ergonomics_more
+
+    more = list(ergonomics_more.CASES)
+    ids = [c.id for c in [*CASES, *more]]
+    assert len(set(ids)) == len(ids), "case ids must be unique across both sets"
+    return {"first": CASES, "second": more, "all": [*CASES, *more]}[which]
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-k", default="", help="only cases whose id or family contains this")
     parser.add_argument("-v", action="store_true", help="print what the model read, on stderr")
+    parser.add_argument("--set", choices=["first", "second", "all"], default="all",
+                        help="which list of cases (default: both)")  # fmt: skip
     args = parser.parse_args()
-    chosen = [c for c in CASES if args.k in c.id or args.k in c.family]
+    chosen = [c for c in all_cases(args.set) if args.k in c.id or args.k in c.family]
     summary = report(asyncio.run(measure(chosen, args.v)))
     print(json.dumps(summary))

@@ -105,7 +105,7 @@ async def test_bad_argument_names_parameter_expected_type_and_value(pool, brief)
     assert r.error.type == "ToolError"
     assert (
         r.error.message
-        == "team.get_expenses(): parameter 'member_id' expected string, got 42 (int)"
+        == "team.get_expenses(): parameter 'member_id' expected a str, got 42 (int)"
     )
     assert r.error.details["kind"] == "InvalidArguments"
 

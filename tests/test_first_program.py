@@ -427,3 +427,113 @@ b = await fn(*kwargs.values())
 len(a) == len(b)
 """
     assert_works(await run(serve, code), True)
+
+
+# -- the tool API as models guess it -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        'fn = tools["team.get_team_members"]\nlen(await fn())',
+        'fn = team["get_team_members"]\nlen(await fn())',
+        'len(await tools.call("team.get_team_members", {}))',
+        'len(await call_tool("team", "get_team_members"))',
+        'len(await call_tool("team.get_team_members", {}))',
+        'len(await call_tool("get_team_members"))',
+        'request = {"name": "get_team_members", "arguments": {}}\nlen(await team.get_team_members(request))',
+    ],
+)
+async def test_registry_style_lookups_reach_the_tool(serve, code):
+    assert_works(await run(serve, code), len(TEAM))
+
+
+async def test_tool_functions_have_real_signatures_and_help(serve):
+    code = "import inspect\nhelp(team.get_expenses)\nstr(inspect.signature(team.get_expenses))"
+    out = await run(serve, code)
+    assert_works(out, "(member_id, quarter)")
+    assert "team.get_expenses(member_id: str, quarter: str)" in out["stdout"]
+
+
+async def test_undefined_clients_point_at_the_tool_itself(serve):
+    out = await run(serve, 'r = await session.call_tool("get_team_members", arguments={})\nr')
+    assert_names(out, "team.get_team_members", kind="CheckError")
+    out = await run(serve, 'await default_api.team_get_expenses(member_id="m1", quarter="Q3")')
+    assert_names(out, "team.get_expenses", kind="CheckError")
+
+
+@pytest.mark.parametrize(
+    "code,expected",
+    [
+        ("import csv\ntext = (await fs.read_text_file(path='{ROOT}/hello.txt'))['content']\n"
+         "[row for row in csv.reader(text)]", [["hello from the host"]]),
+        ("members = await team.get_team_members()\n(m['id'] for m in members[:2])",
+         [m["id"] for m in TEAM[:2]]),
+        ("import datetime\ndatetime.datetime.strptime('2024-07-01', '%Y-%m-%d').year", 2024),
+        ("import argparse\np = argparse.ArgumentParser()\np.add_argument('--q', default='Q3')\n"
+         "p.parse_args().q", "Q3"),
+    ],
+)  # fmt: skip
+async def test_stdlib_habits_work(serve, code, expected):
+    assert_works(await run(serve, code), expected)
+
+
+async def test_an_error_inside_a_task_group_is_reported_as_itself(serve):
+    code = """\
+async def load(i):
+    members = await team.get_team_members()
+    return members[i]["nope"]
+async with asyncio.TaskGroup() as tg:
+    tg.create_task(load(0))
+"""
+    out = await run(serve, code)
+    assert out["error"]["type"] == "KeyError" and "TaskGroup" in out["error"]["message"]
+    assert "its keys" in out["error"]["hint"] and out["error"]["line"] == 3
+
+
+async def test_tasks_left_running_and_caught_lookups_leave_notes(serve):
+    code = """\
+totals = {}
+async def fetch(m):
+    totals[m["id"]] = len(await team.get_expenses(member_id=m["id"], quarter="Q3"))
+for m in await team.get_team_members():
+    asyncio.create_task(fetch(m))
+try:
+    (await jobs.get_company_details(company_id="c003"))["ceo"]
+except KeyError:
+    pass
+return len(totals)
+"""
+    out = await run(serve, code)
+    assert out["error"] is None
+    notes = " ".join(out["notes"])
+    assert "task(s) were still running" in notes and "asyncio.gather" in notes
+    assert "'ceo'" in notes and "industry" in notes
+    assert "called without `await`" not in notes  # the tasks' coroutines were not forgotten
+
+
+@pytest.mark.parametrize(
+    "code,tokens",
+    [
+        ("offers = await jobs.get_job_offers()\nsorted(offers, key=lambda o: "
+         "(await jobs.get_company_details(company_id=o.company_id)).employees)",
+         ["a lambda cannot await", "asyncio.gather"]),
+        ("async def gen():\n    yield 1\nfor x in gen():\n    pass", ["async for"]),
+        ("calls = {m['id']: team.get_expenses(member_id=m['id'], quarter='Q3') for m in "
+         "await team.get_team_members()}\nawait asyncio.gather(*calls)", ["*d.values()"]),
+        ("import functools\n@functools.lru_cache\nasync def c(i):\n    return await "
+         "jobs.get_company_details(company_id=i)\nawait c('c003')\nawait c('c003')",
+         ["lru_cache", "dict"]),
+        ("x = input('quarter? ')", ["input()"]),
+        ("import sys\nsys.argv[1]", ["sys.argv"]),
+        ("import datetime\ndatetime.datetime.strptime('2024-07-01T12:00:00+00:00', "
+         "'%Y-%m-%dT%H:%M:%S')", ["fromisoformat"]),
+        ("log = await git.git_log(repo_path='{ROOT}/repo')\nfor line in log.splitlines():\n"
+         "    sha, message = line.split(' ', 1)", ["git.git_log", "Commit:"]),
+        ("await leads.score_lead(lead='l002')", ["expected a dict"]),
+        ("members = await team.get_team_members()\nprint(json.dumps({m.department for m in "
+         "members}))", ["sorted(s)"]),
+    ],
+)  # fmt: skip
+async def test_more_mistakes_name_their_fix(serve, code, tokens):
+    assert_names(await run(serve, code), *tokens)

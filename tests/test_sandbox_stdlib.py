@@ -94,6 +94,9 @@ PROMISED = {
     "os": "os.path.join('a', 'b') == 'a/b'",
     "sys": "sys.version_info >= (3, 14)",
     "xml.dom.expatbuilder": "xml.dom.expatbuilder is not None",
+    "_strptime": "__import__('time').strptime('2024-07-01', '%Y-%m-%d').tm_mon == 7",
+    "argparse": "argparse.ArgumentParser().parse_args([]) is not None",
+    "gettext": "gettext.gettext('x') == 'x'",
 }
 
 OFFERED = runpy.run_path(

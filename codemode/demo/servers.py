@@ -40,6 +40,8 @@ def team_server(latency_s: float, size: int) -> MCPServer:
         await asyncio.sleep(latency_s)
         if member_id not in {m["id"] for m in data.team(size)}:
             raise ToolError(f"no team member with id {member_id!r}")
+        if quarter not in ("Q1", "Q2", "Q3", "Q4"):
+            raise ToolError(f"quarter must be one of Q1, Q2, Q3, Q4, not {quarter!r}")
         return data.expenses(member_id, quarter)
 
     return server

@@ -468,6 +468,16 @@ def _validator(schema: Any) -> Any:
         return None
 
 
+_PY_TYPES = {"object": "a dict", "array": "a list", "string": "a str", "integer": "an int",
+             "number": "a float or int", "boolean": "a bool", "null": "None"}  # fmt: skip
+
+
+def _python_type(kind: Any) -> str:
+    """A JSON Schema type as Python names: "object" -> "a dict"."""
+    kinds = kind if isinstance(kind, list) else [kind]
+    return " or ".join(_PY_TYPES.get(k, str(k)) for k in kinds)
+
+
 def _argument_error(info: ToolInfo, error: jsonschema.ValidationError) -> str:
     to_py = {p.original: p.name for p in info.params}
     where = list(error.absolute_path)
@@ -486,7 +496,7 @@ def _argument_error(info: ToolInfo, error: jsonschema.ValidationError) -> str:
         given = repr(error.instance)
         given = given if len(given) <= 60 else given[:57] + "..."
         if error.validator == "type":
-            expected = error.validator_value
+            expected = _python_type(error.validator_value)
             return (
                 f"{head}: parameter {param!r}{inner} expected {expected}, "
                 f"got {given} ({type(error.instance).__name__})"

@@ -11,6 +11,7 @@ import dataclasses
 import datetime
 import difflib
 import functools
+import inspect
 import sys
 import types
 from typing import ClassVar
@@ -73,20 +74,24 @@ class Calls:
     the program is told which one it was. Also which tools gave text (for hints)."""
 
     pending: ClassVar[dict[int, tuple]] = {}
-    texts: ClassVar[dict[str, None]] = {}
+    texts: ClassVar[dict[str, str]] = {}  # tool path -> the start of its first text result
+    seen: ClassVar[dict[str, str]] = {}  # tool path -> what its first result looked like
     counter = 0
 
     @classmethod
     def reset(cls) -> None:
         cls.pending = {}
         cls.texts = {}
+        cls.seen = {}
 
     @classmethod
     def unawaited(cls) -> list[tuple[str, int | None]]:
         """(path, line) of every call never awaited; closes them (no runtime warning)."""
         found = []
         for coro, path, line in cls.pending.values():  # a started call removed itself
-            found.append((path, line))
+            # never started and never handed to a task (a cancelled task closed its coroutine)
+            if inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
+                found.append((path, line))
             coro.close()
         cls.pending = {}
         return found
@@ -100,9 +105,23 @@ class Calls:
 async def _tool_call(key: int, path: str, target: str, args: dict):
     del Calls.pending[key]
     value = await bridge.call(target, args)
-    if type(value) is str:
-        Calls.texts[path] = None
+    if path not in Calls.seen:
+        Calls.seen[path] = _looks(value)
+        if type(value) is str:
+            Calls.texts[path] = value[:160]
     return value
+
+
+def _looks(value) -> str:
+    """A few words on a tool result's shape, for hints."""
+    if isinstance(value, dict):
+        keys = list(value)[:8]
+        return "a dict with keys " + ", ".join(map(str, keys)) + (", ..." if len(value) > 8 else "")
+    if isinstance(value, list):
+        return f"a list of {len(value)}" + (f" {_looks(value[0])}s" if value else "")
+    if isinstance(value, str):
+        return "text (a str)"
+    return f"a {type(value).__name__}"
 
 
 class Notes:
@@ -146,15 +165,13 @@ class ToolFunction:
         self.__doc__ = f"{self.signature}\n\n{self.doc}".strip()
 
     def _bind(self, args, kwargs) -> dict:
-        if (
-            len(args) == 1
-            and not kwargs
-            and self.dict_as_kwargs
-            and isinstance(args[0], dict)
-            and args[0]
-            and all(k in self.param_set for k in args[0])
-        ):
-            args, kwargs = (), args[0]
+        if len(args) == 1 and not kwargs and isinstance(args[0], dict) and args[0]:
+            given = args[0]
+            request = given.get("arguments") if set(given) <= {"name", "arguments"} else None
+            if isinstance(request, dict) and not ({"name", "arguments"} & self.param_set):
+                args, kwargs = (), request  # an MCP tools/call request's params
+            elif self.dict_as_kwargs and all(k in self.param_set for k in given):
+                args, kwargs = (), given
         if len(args) > len(self.params):
             raise TypeError(
                 f"{self.path}() takes {len(self.params)} positional argument(s) "
@@ -199,6 +216,47 @@ class ToolFunction:
 
     def __repr__(self) -> str:
         return f"<tool {self.signature}>"
+
+    @property
+    def __signature__(self):
+        import inspect
+
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        return inspect.Signature(
+            [
+                inspect.Parameter(p, kind, default=inspect.Parameter.empty)
+                if p in self.required
+                else inspect.Parameter(p, kind, default=None)
+                for p in self.params
+            ]
+        )
+
+
+class CallTool(ToolFunction):
+    """`call_tool(server, tool, arguments)`, also spelled as models spell it:
+    `call_tool("ns.tool", {...})`, `call_tool("tool", {...})` and `call_tool("tool", a=1)`
+    for a tool name that is unique across servers."""
+
+    def __call__(self, *args, **kwargs):
+        if args and isinstance(args[0], str) and (len(args) < 2 or not isinstance(args[1], str)):
+            fn = _resolve_tool(args[0])
+            if fn is not None and "server" not in kwargs and "tool" not in kwargs:
+                rest = args[1] if len(args) > 1 else kwargs.pop("arguments", None)
+                arguments = {**(rest if isinstance(rest, dict) else {}), **kwargs}
+                return fn(**arguments)
+        return super().__call__(*args, **kwargs)
+
+
+def _resolve_tool(name: str):
+    """The tool function a string names ("ns.tool", a unique "tool", or "ns_tool")."""
+    tools = Registry.env.get("tools")
+    found = tools._find(name) if isinstance(tools, Tools) else []
+    if len(found) == 1:
+        return found[0]
+    for ns_name, ns in Registry.namespaces.items():
+        if name.startswith(ns_name + "_") and name[len(ns_name) + 1 :] in ns._cm_functions:
+            return ns._cm_functions[name[len(ns_name) + 1 :]]
+    return None
 
 
 class Namespace(types.ModuleType):
@@ -267,6 +325,13 @@ class Namespace(types.ModuleType):
         module = self.__dict__.get("_cm_module")
         return sorted(set(self._cm_functions) | set(dir(module) if module is not None else ()))
 
+    def __getitem__(self, name: str):
+        # `team["get_expenses"]`: the function of that name
+        try:
+            return getattr(self, name)
+        except AttributeError as exc:
+            raise KeyError(str(exc)) from None
+
     def __repr__(self) -> str:
         shown = ", ".join(sorted(self._cm_functions))
         if self._cm_module is not None:
@@ -332,6 +397,25 @@ class Tools:
         if not found:
             raise KeyError(f"no function named {name!r}{_did_you_mean(name, self._functions)}")
         return _Text("\n\n".join(f.__doc__ for f in found))
+
+    def __getitem__(self, name: str):
+        # `tools["team.get_expenses"]`: the function of that name
+        found = self._find(name)
+        if len(found) == 1:
+            return found[0]
+        raise KeyError(
+            f"no single function named {name!r}{_did_you_mean(name, self._functions)}; "
+            "call tools directly: `await ns.tool(...)`"
+        )
+
+    def call(self, name: str, arguments: dict | None = None, **kwargs):
+        """`await tools.call("team.get_expenses", {...})`: the same as calling it."""
+        fn = _resolve_tool(str(name))
+        if fn is None:
+            raise KeyError(
+                f"no single function named {name!r}{_did_you_mean(name, self._functions)}"
+            )
+        return fn(**{**(arguments or {}), **kwargs})
 
     def __getattr__(self, name: str):
         # `from tools import get_leads`: the tool of that name, when there is one.
@@ -556,6 +640,72 @@ def install_file_notes() -> None:
         setattr(pathlib.Path, name, _noting(f"Path.{name}", method, listing, lazy=True))
 
 
+def install_task_notes() -> None:
+    """Tasks still running when a program's loop closes are cancelled (as asyncio.run
+    does); a note says how many, since the program likely meant to await them."""
+    import asyncio.runners
+
+    stock = asyncio.runners._cancel_all_tasks
+
+    def cancel_all(loop):
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        if pending:
+            Notes.add(
+                f"{len(pending)} task(s) were still running when the program ended, and were "
+                "cancelled: await them before returning, e.g. `await asyncio.gather(*tasks)`"
+            )
+        return stock(loop)
+
+    asyncio.runners._cancel_all_tasks = cancel_all
+
+
+def install_csv_of_text() -> None:
+    """`csv.reader(text)` reads the text's lines (iterating a str gives characters, which is
+    never what is meant); `csv.reader(result_dict)` says where the text is."""
+    import csv
+
+    def taking_text(stock):
+        @functools.wraps(stock)
+        def reader(source, *args, **kwargs):
+            if isinstance(source, str):
+                source = source.splitlines()
+            elif isinstance(source, dict):
+                texts = [k for k, v in source.items() if isinstance(v, str)]
+                where = f"; this tool result's text is in its {texts[0]!r} field" if texts else ""
+                raise TypeError(
+                    f"csv.{stock.__name__}() needs text or lines, not a dict{where}: "
+                    f"csv.{stock.__name__}(result[{(texts or ['key'])[0]!r}])"
+                )
+            return stock(source, *args, **kwargs)
+
+        return reader
+
+    csv.reader = taking_text(csv.reader)  # DictReader reads through the module's `reader`
+
+
+def _help(obj=None):
+    """help(x): x's signature and documentation (a tool's, a namespace's functions)."""
+    import inspect
+
+    if obj is None:
+        print("help(x) prints x's documentation; tools.search('words') finds tools.")
+        return
+    if isinstance(obj, ToolFunction):
+        print(obj.__doc__)
+        return
+    if isinstance(obj, Namespace):
+        print(repr(obj))
+        for fn in obj._cm_functions.values():
+            print(f"  {fn.signature}")
+        return
+    try:
+        head = f"{getattr(obj, '__name__', type(obj).__name__)}{inspect.signature(obj)}"
+    except (TypeError, ValueError):
+        head = repr(obj)
+    print(head)
+    print(inspect.getdoc(obj) or "")
+
+
 def install_gather_of_a_list() -> None:
     """`asyncio.gather([a, b])` (a list, not `*list`) means `gather(a, b)`: it can mean
     nothing else, so the program's gather takes it."""
@@ -592,7 +742,7 @@ def build_globals(manifest: dict, dumps, return_signal) -> dict:
         namespaces[name] = Namespace(name, module, info.get("server"), info.get("hidden", ()))
     functions = []
     for spec in manifest.get("functions", ()):
-        fn = ToolFunction(spec, dumps)
+        fn = (CallTool if spec["path"] == "call_tool" else ToolFunction)(spec, dumps)
         *parents, leaf = fn.path.split(".")
         if not parents:
             env[leaf] = fn

@@ -69,6 +69,25 @@ def _close(name, options) -> str:
     return f"; did you mean {', '.join(close)}?" if close else ""
 
 
+class _Missed:
+    """The first key a program looked up in a tool result that lacks it: if the program
+    caught the KeyError and went on, a note still says which keys there were."""
+
+    def __init__(self):
+        self.first: str | None = None
+
+    def append(self, key, d) -> None:
+        if self.first is None:
+            self.first = f"{key!r}{_close(key, d)}; its keys: {_keys(d)}"
+
+    def take(self) -> str | None:
+        first, self.first = self.first, None
+        return first
+
+
+MISSED = _Missed()
+
+
 class AttrDict(dict):
     """A dict from a tool result: `d["k"]` and `d.k` both work; `to_dict()` copies it.
     A missing key or field says which keys there are."""
@@ -97,6 +116,7 @@ class AttrDict(dict):
 
     def __missing__(self, key):
         error = KeyError(key)
+        MISSED.append(key, self)
         if key in _ERROR_FLAGS:
             error._cm_hint = NO_IS_ERROR
         elif key in RAW_MCP_FIELDS:

@@ -95,6 +95,13 @@ def _text_tools() -> str:
     return f" ({' and '.join(tools)} return{'s' * (len(tools) == 1)} text, a str)"
 
 
+_SHAPE_ERRORS = (
+    "not subscriptable", "not iterable", "indices must be", "unsupported operand",
+    "can only concatenate", "not supported between", "is not callable", "has no len",
+    "must be str, not", "expected str",
+)  # fmt: skip
+"""TypeErrors about what a value is: the tool that gave it, and its shape, may help."""
+
 _FUTURE_TYPES = ("_GatheringFuture", "Future", "Task")
 
 
@@ -122,9 +129,10 @@ def _attribute_hint(exc: AttributeError, line: str) -> str | None:
     if type(obj).__name__ in _FUTURE_TYPES:
         return _future_hint()
     if isinstance(obj, str) and (name in RAW_MCP_FIELDS or name in ("get", "keys")):
+        shape = _tool_result_hint(line)
         return (
             f"{UNWRAPPED}: it is a str{_text_tools()}; use it directly (json.loads(it) if it "
-            "holds JSON)"
+            "holds JSON)" + (f". {shape}" if shape else "")
         )
     if isinstance(obj, list) and (name in RAW_MCP_FIELDS or name in ("get", "keys")):
         return f"{UNWRAPPED}: it is {_value_kind(obj)}; loop over it or index it with a number"
@@ -140,6 +148,26 @@ def _attribute_hint(exc: AttributeError, line: str) -> str | None:
 
 def _type_hint(exc: TypeError, line: str) -> str | None:
     text = str(exc)
+    if "An asyncio.Future, a coroutine or an awaitable is required" in text:
+        return (
+            "asyncio.gather(), wait_for() and create_task() take coroutines (tool calls), not "
+            "plain values; `*d` on a dict passes its keys: use `*d.values()`"
+        )
+    if "Passing coroutines is forbidden" in text:
+        return (
+            "asyncio.wait() takes tasks, not coroutines: `await asyncio.gather(*coros)` is "
+            "simpler (or wrap each one in asyncio.create_task())"
+        )
+    if "async_generator" in text:
+        return (
+            "this is an async generator: loop over it with `async for` (at the top level or in "
+            "an `async def`), or collect it with `[x async for x in gen]`"
+        )
+    if "is not JSON serializable" in text:
+        return (
+            "json.dumps takes plain values: make sets lists (sorted(s)), datetimes str "
+            "(.isoformat()), objects dicts; or return the value and let codemode convert it"
+        )
     if "coroutine" in text:
         return _coroutine_hint()
     if any(f"'{kind}'" in text for kind in _FUTURE_TYPES):
@@ -169,9 +197,57 @@ def _runtime_hint(exc: RuntimeError, line: str) -> str | None:
             "asyncio.run(main()) or loop.run_until_complete(main()); a plain `def` that "
             "needs it should become `async def` and be awaited"
         )
+    if "cannot reuse already awaited coroutine" in text:
+        return (
+            "a coroutine can be awaited only once: functools.cache/lru_cache on an `async "
+            "def` caches the coroutine, not its result; keep results in a dict instead"
+        )
     if "thread" in text.lower() or _PROCESS_CALLS.search(line):
         return _process_hint()
     return None
+
+
+def _value_hint(exc: ValueError, line: str) -> str | None:
+    text = str(exc)
+    if type(exc).__name__ == "JSONDecodeError":
+        return (
+            "this text is not JSON: a tool that returns JSON comes back already parsed, "
+            "and a text tool gives a plain str; use the str as it is"
+        )
+    if "does not match format" in text or "unconverted data remains" in text:
+        return (
+            "for ISO 8601 text ('2024-07-01T12:00:00+00:00') use datetime.fromisoformat(text); "
+            "strptime needs the format to match exactly, offset included (%z)"
+        )
+    return None
+
+
+def _tool_result_hint(line: str) -> str | None:
+    """For an error about a value's shape: what the tool on this line returns (or, when
+    the line calls none, the one tool this run called, or the text tool it called), with
+    what its result looked like in this run, so the fix can follow the real shape."""
+    paths = []
+    for ns_name, fn_name in re.findall(r"\b(\w+)\.(\w+)\s*\(", line):
+        ns = Registry.namespaces.get(ns_name)
+        if ns is not None and fn_name in ns._cm_functions:
+            paths.append(f"{ns_name}.{fn_name}")
+    if not paths:
+        called = list(Calls.seen)
+        paths = called if len(called) == 1 else list(Calls.texts)[-1:]
+    if not paths:
+        return None
+    path = paths[0]
+    fn = next((f for f in Registry.functions if f.path == path), None)
+    returns = fn.signature.rsplit(" -> ", 1)[-1] if fn and " -> " in fn.signature else "Any"
+    seen = Calls.texts.get(path)
+    if seen is not None:
+        start = " \\n ".join(line[:60] for line in seen.splitlines()[:4])
+        looked = f"; here it returned text starting: {start} ..."
+    elif path in Calls.seen:
+        looked = f"; here it returned {Calls.seen[path]}"
+    else:
+        looked = ""
+    return f"{path}() returns {returns}{looked}: follow that shape"
 
 
 def _os_hint(exc: OSError, line: str) -> str | None:
@@ -190,9 +266,16 @@ def _os_hint(exc: OSError, line: str) -> str | None:
 
 def _syntax_hint(exc: SyntaxError, code: str) -> str | None:
     text = exc.msg or ""
+    lines = code.splitlines()
+    source = exc.text or (lines[exc.lineno - 1] if exc.lineno and exc.lineno <= len(lines) else "")
     if code.lstrip().startswith("```"):
         return "send the Python code alone, without the ``` Markdown fence around it"
     if any(marker in text for marker in _ASYNC_SYNTAX):
+        if "lambda" in source:
+            return (
+                "a lambda cannot await: fetch the values first (`values = await "
+                "asyncio.gather(...)`), then sort or filter with a plain lambda over them"
+            )
         return (
             "`await` works at the top level and inside `async def` only: make the enclosing "
             "function `async def`, and `await` it where it is called"
@@ -214,11 +297,19 @@ def hint_for(exc: BaseException, line: str, code: str = "") -> str | None:
             name = getattr(exc, "name", None)
             if not name:
                 return None
-            match = re.search(rf"\b{re.escape(name)}\.(\w+)", line)
-            text = name_hint(name, match.group(1) if match else None, Registry.env)
+            if name in ("__file__", "__path__"):
+                return _file_hint(line).replace(
+                    _cm_stdlib.NO_FILES,
+                    f"the program is not a file (there is no {name}), and "
+                    + _cm_stdlib.NO_FILES[4:],
+                )
+            match = re.search(rf"\b{re.escape(name)}\.(\w+)\s*(\(\s*[\"'](\w+))?", line)
+            attr = match.group(1) if match else None
+            called = match.group(3) if match else None
+            text = name_hint(name, attr, Registry.env, called=called)
             return text.lstrip("; ").strip() or None
         if isinstance(exc, AttributeError):
-            return _attribute_hint(exc, line)
+            return _attribute_hint(exc, line) or _tool_result_hint(line)
         if isinstance(exc, ImportError) and not isinstance(exc, ModuleNotFoundError):
             module = Registry.namespaces.get(getattr(exc, "name", None) or "")
             wanted = re.search(r"cannot import name '(\w+)'", str(exc))
@@ -226,7 +317,8 @@ def hint_for(exc: BaseException, line: str, code: str = "") -> str | None:
                 return module._cm_missing(wanted.group(1))
             return None
         if isinstance(exc, TypeError):
-            return _type_hint(exc, line)
+            shaped = any(marker in str(exc) for marker in _SHAPE_ERRORS)
+            return _type_hint(exc, line) or (_tool_result_hint(line) if shaped else None)
         if isinstance(exc, RuntimeError):
             return _runtime_hint(exc, line)
         if isinstance(exc, OSError):
@@ -236,11 +328,25 @@ def hint_for(exc: BaseException, line: str, code: str = "") -> str | None:
                 "the sandbox sees no environment variables (by design): write the value in "
                 "the program, or get it through a tool"
             )
-        if isinstance(exc, ValueError) and type(exc).__name__ == "JSONDecodeError":
+        if isinstance(exc, EOFError):
             return (
-                "this text is not JSON: a tool that returns JSON comes back already parsed, "
-                "and a text tool gives a plain str; use the str as it is"
+                "there is no stdin here, so input() reads nothing (no one is there to type): "
+                "write the value in the program"
             )
+        if isinstance(exc, IndexError) and "argv" in line:
+            return (
+                "sys.argv holds no arguments here (a program takes no command line): write "
+                "the values in the program"
+            )
+        if type(exc).__name__ == "InvalidStateError":
+            return (
+                "a task's result is ready only once it is done: `await` the task (or read "
+                "t.result() after the `async with asyncio.TaskGroup()` block)"
+            )
+        if isinstance(exc, ValueError):
+            return _value_hint(exc, line) or _tool_result_hint(line)
+        if isinstance(exc, (KeyError, IndexError)):
+            return _tool_result_hint(line)
     except Exception:  # noqa: BLE001 - a hint is a courtesy: never let it hide the error
         return None
     return None

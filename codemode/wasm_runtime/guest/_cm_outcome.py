@@ -7,6 +7,7 @@ import decimal
 import fractions
 import re
 import traceback
+import types
 
 from _cm_api import CODE_FILENAME, Calls
 from _cm_bridge import ToolError, json_dumps
@@ -26,6 +27,10 @@ def valid_text(text: str) -> str:
 
 
 def _jsonable_result(value):
+    if isinstance(value, (types.GeneratorType, map, filter, zip, range, reversed)) or (
+        type(value).__name__ in ("dict_keys", "dict_values", "dict_items")
+    ):
+        return list(value)  # a lazy sequence: what it yields is the result
     if isinstance(value, (set, frozenset)):
         try:
             return sorted(value)
@@ -50,8 +55,22 @@ def _user_frames(tb) -> traceback.StackSummary:
     )
 
 
+def _leaf(group: BaseExceptionGroup) -> BaseException:  # noqa: F821 - the guest is 3.14
+    first = group.exceptions[0]
+    return _leaf(first) if isinstance(first, BaseExceptionGroup) else first  # noqa: F821
+
+
 def error(exc: BaseException, code: str) -> dict:
-    """The error dict of an uncaught exception (the shape `ExecutionError` reads)."""
+    """The error dict of an uncaught exception (the shape `ExecutionError` reads). An
+    exception group (a TaskGroup's) is reported as its first error, which says what
+    went wrong; the message counts the others."""
+    if isinstance(exc, BaseExceptionGroup) and exc.exceptions:  # noqa: F821
+        leaf = _leaf(exc)
+        out = error(leaf, code)
+        others = len(exc.exceptions) - 1
+        also = f"; and {others} more error(s) in the same group" if others else ""
+        out["message"] = f"{out['message']} (in {exc.message}{also})"
+        return out
     name = type(exc).__name__
     if isinstance(exc, SyntaxError):
         where = f"line {exc.lineno}" + (f", column {exc.offset}" if exc.offset else "")

@@ -27,7 +27,7 @@ import ast
 import builtins
 
 import _cm_stdlib
-from _cm_api import Namespace, ToolFunction, _close
+from _cm_api import CallTool, Namespace, ToolFunction, _close, _resolve_tool
 
 _DYNAMIC_NAMES = frozenset(
     {"globals", "locals", "vars", "exec", "eval", "__import__", "setattr", "delattr",
@@ -420,16 +420,30 @@ def _caller_guards(reader: _Reader) -> dict[str, frozenset]:
     return guards
 
 
-def name_hint(name: str, attr: str | None, env: dict, extra=()) -> str:
-    """What to say about an undefined `name` (read as `name.attr`, when `attr`)."""
+def name_hint(name: str, attr: str | None, env: dict, extra=(), called: str | None = None) -> str:
+    """What to say about an undefined `name` (read as `name.attr`, when `attr`; called
+    with a first string argument `called`, as in `session.call_tool("get_leads", ...)`)."""
     namespaces = {k: v for k, v in env.items() if isinstance(v, Namespace) and k[:2] != "__"}
+    if name in ("__file__", "__path__", "__loader__", "__spec__"):
+        return (
+            f"; the program is not a file on the host (there is no {name}): reach host "
+            "files through a filesystem tool"
+        )
     if attr:
         having = [ns for ns, v in namespaces.items() if attr in v._cm_functions]
-        if name in _cm_stdlib.TOOL_API_MODULES:
-            call = f"{having[0]}.{attr}" if having else "namespace.tool"
-            return f"; the tools are not a module of their own: call `await {call}(...)`"
+        resolved = (_resolve_tool(called) if called else None) or _resolve_tool(attr)
+        if name in _cm_stdlib.TOOL_API_MODULES or (resolved is not None and not having):
+            call = f"{having[0]}.{attr}" if having else resolved.path if resolved else None
+            what = f"`await {call}(...)`" if call else "the tools directly (`await ns.tool(...)`)"
+            return (
+                f"; there is no {name!r} here: the tools are already async functions, call "
+                f"{what}; results come back parsed"
+            )
         if having:
             return f"; did you mean {' or '.join(having)}? ({having[0]}.{attr} is a tool)"
+    resolved = _resolve_tool(name) if "_" in name else None
+    if resolved is not None:
+        return f"; did you mean {resolved.path}? (call `await {resolved.path}(...)`)"
     for ns, v in namespaces.items():
         if name == v._cm_server and ns != name:
             return f"; server {name!r} is reached as `{ns}`"
@@ -451,14 +465,21 @@ def _check_call(node: ast.Call, fn: ToolFunction, problem) -> None:
         return  # *args or **kwargs: not knowable before it runs
     positional = len(node.args)
     keywords = [k.arg for k in node.keywords]
-    if positional == 1 and not keywords and fn.dict_as_kwargs:
+    if positional == 1 and not keywords:
         arg = node.args[0]
-        if (
+        literal = (
             isinstance(arg, ast.Dict)
-            and arg.keys
-            and all(isinstance(k, ast.Constant) and k.value in fn.param_set for k in arg.keys)
-        ):
-            positional, keywords = 0, list(dict.fromkeys(k.value for k in arg.keys))
+            and bool(arg.keys)
+            and all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in arg.keys)
+        )
+        keys = list(dict.fromkeys(k.value for k in arg.keys)) if literal else []
+        maybe_dict = not isinstance(
+            arg, (ast.Constant, ast.List, ast.Tuple, ast.Set, ast.JoinedStr, ast.ListComp)
+        )
+        if (maybe_dict and not literal) or (literal and set(keys) <= {"name", "arguments"}):
+            return  # a value that may be the keyword arguments or an MCP request: at run time
+        if literal and fn.dict_as_kwargs and set(keys) <= fn.param_set:
+            positional, keywords = 0, keys
     if positional > len(fn.params):
         problem(
             f"{fn.path}() takes {len(fn.params)} positional argument(s) but {positional} "
@@ -486,7 +507,7 @@ def _tool_of(node, env: dict, reader: _Reader):
     """The tool function `node` (a Name or `ns.attr`) certainly is, else None."""
     if isinstance(node, ast.Name):
         fn = env.get(node.id) if node.id not in reader.bound else None
-        return fn if isinstance(fn, ToolFunction) else None
+        return fn if isinstance(fn, ToolFunction) and not isinstance(fn, CallTool) else None
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
         ns_name = node.value.id
         ns = env.get(ns_name)
@@ -513,6 +534,15 @@ def precheck(tree: ast.AST, env: dict) -> list[tuple[int, str]]:
     problems: list[tuple[int, str]] = []
     known = set(env) | _BUILTIN_NAMES | bound
     parents = {id(n.value): n.attr for kind, n, _, _ in reader.items if kind == "attr"}
+    called = {
+        id(n.func.value): n.args[0].value
+        for kind, n, _, _ in reader.items
+        if kind == "call"
+        and isinstance(n.func, ast.Attribute)
+        and n.args
+        and isinstance(n.args[0], ast.Constant)
+        and isinstance(n.args[0].value, str)
+    }
     for kind, node, guard, funcs in reader.items:
         if any(f not in reader.referenced for f in funcs):
             continue  # in a function nothing calls
@@ -526,7 +556,7 @@ def precheck(tree: ast.AST, env: dict) -> list[tuple[int, str]]:
             mangled = name.startswith("_") and "__" in name[1:]
             if name in known or name.startswith("__") or mangled or guard & NAME_ERRORS:
                 continue
-            hint = name_hint(name, parents.get(id(node)), env, bound)
+            hint = name_hint(name, parents.get(id(node)), env, bound, called.get(id(node)))
             problem(f"name {name!r} is not defined{hint}")
             known.add(name)  # once per name
         elif kind == "attr":

@@ -8,20 +8,21 @@ names are stdlib modules. Each entry is tested (tests/test_sandbox_stdlib.py).
 """
 
 OFFERED = (
-    "abc", "array", "ast", "asyncio", "base64", "binascii", "bisect", "calendar", "cmath",
-    "codecs", "collections", "collections.abc", "colorsys", "configparser", "contextlib",
-    "copy", "csv", "dataclasses", "datetime", "decimal", "difflib", "email", "email.header",
-    "email.message", "email.mime.multipart", "email.mime.text", "email.parser", "email.policy",
-    "email.utils", "encodings.ascii", "encodings.base64_codec", "encodings.cp1252",
-    "encodings.hex_codec", "encodings.idna", "encodings.latin_1", "encodings.rot_13",
-    "encodings.utf_16", "encodings.utf_32", "encodings.utf_8_sig", "enum", "fnmatch",
-    "fractions", "functools", "graphlib", "gzip", "hashlib", "heapq", "hmac", "html",
-    "html.entities", "html.parser", "http", "inspect", "io", "ipaddress", "itertools", "json",
-    "keyword", "linecache", "logging", "math", "mimetypes", "numbers", "operator", "os",
-    "pathlib", "pickle", "pprint", "quopri", "random", "re", "secrets", "shlex", "statistics",
-    "string", "struct", "sys", "textwrap", "time", "tomllib", "traceback", "types", "typing",
-    "unicodedata", "urllib.parse", "uuid", "warnings", "weakref", "xml.dom.expatbuilder",
-    "xml.dom.minidom", "xml.etree.ElementTree", "zipfile", "zlib", "zoneinfo",
+    "abc", "argparse", "array", "ast", "asyncio", "base64", "binascii", "bisect", "calendar",
+    "cmath", "codecs", "collections", "collections.abc", "colorsys", "configparser",
+    "contextlib", "copy", "csv", "dataclasses", "datetime", "decimal", "difflib", "email",
+    "email.header", "email.message", "email.mime.multipart", "email.mime.text", "email.parser",
+    "email.policy", "email.utils", "encodings.ascii", "encodings.base64_codec",
+    "encodings.cp1252", "encodings.hex_codec", "encodings.idna", "encodings.latin_1",
+    "encodings.rot_13", "encodings.utf_16", "encodings.utf_32", "encodings.utf_8_sig", "enum",
+    "fnmatch", "fractions", "functools", "gettext", "graphlib", "gzip", "hashlib", "heapq",
+    "hmac", "html", "html.entities", "html.parser", "http", "inspect", "io", "ipaddress",
+    "itertools", "json", "keyword", "linecache", "logging", "math", "mimetypes", "numbers",
+    "operator", "os", "pathlib", "pickle", "pprint", "quopri", "random", "re", "secrets",
+    "shlex", "statistics", "string", "_strptime", "struct", "sys", "textwrap", "time",
+    "tomllib", "traceback", "types", "typing", "unicodedata", "urllib.parse", "uuid",
+    "warnings", "weakref", "xml.dom.expatbuilder", "xml.dom.minidom", "xml.etree.ElementTree",
+    "zipfile", "zlib", "zoneinfo",
 )  # fmt: skip
 
 NO_NETWORK = (
@@ -82,6 +83,13 @@ ABSENT = {
     "simplejson": f"{NO_PACKAGES}: use json instead",
     "orjson": f"{NO_PACKAGES}: use json instead",
     "ujson": f"{NO_PACKAGES}: use json instead",
+    "mcp": "there is no MCP client in the sandbox: the tools are already async functions "
+    "(`await ns.tool(...)`), their results come back parsed, and a failed call raises "
+    "ToolError, which is predefined",
+    "fastmcp": "there is no MCP client in the sandbox: call the tools directly "
+    "(`await ns.tool(...)`); a failed call raises ToolError, which is predefined",
+    "pydoc": "there is no pydoc here: help(x) prints x's documentation, and "
+    "tools.describe('ns.tool') a tool's",
     "nest_asyncio": "the program already runs in an event loop: `await` coroutines directly",
     "bz2": "bz2 is not built into the sandbox's CPython: use zlib, gzip or zipfile instead",
     "lzma": "lzma is not built into the sandbox's CPython: use zlib, gzip or zipfile instead",
@@ -89,13 +97,13 @@ ABSENT = {
     "platform": "the sandbox is CPython compiled to WebAssembly; use sys.version for the "
     "Python version",
     "getpass": "there is no terminal and no user: pass values in the program instead",
-    "argparse": "a program here takes no command-line arguments: write values in the code",
     "unittest": "there is no test runner here: check with `assert` instead",
     "doctest": "there is no test runner here: check with `assert` instead",
     "pytest": "there is no test runner here: check with `assert` instead",
 }  # fmt: skip
 
-# Names a model uses for the tool API itself, as if it were a package.
+# Names a model uses for the tool API itself, as if it were a package or a client object.
 TOOL_API_MODULES = frozenset(
-    {"mcp", "mcp_tools", "tools", "functions", "default_api", "codemode", "tool_api", "api"}
-)
+    {"mcp", "mcp_tools", "tools", "functions", "default_api", "codemode", "tool_api", "api",
+     "session", "client", "mcp_client", "server", "toolkit", "registry"}
+)  # fmt: skip

@@ -27,9 +27,10 @@ for _name in _cm_stdlib.OFFERED:  # the stdlib user code can import (see _cm_std
 import _cm_zones  # noqa: F401 - zoneinfo's data, loaded at build time
 import wit_world
 from _cm_api import CODE_FILENAME, Calls, MissingModules, Notes, Registry, build_globals
-from _cm_api import install_file_notes, install_gather_of_a_list, program_import
+from _cm_api import _help, install_csv_of_text, install_file_notes, install_gather_of_a_list
+from _cm_api import install_task_notes, program_import
 from _cm_bridge import Deadline, Deadlock, SandboxLoop, bridge, close_default_loop, install_loop
-from _cm_bridge import json_dumps, json_loads
+from _cm_bridge import MISSED, json_dumps, json_loads
 from _cm_outcome import encode, error, unawaited_notes
 from _cm_precheck import PreCheckFailed, precheck
 from _cm_program import RESULT_NAME, ProgramReturn, compile_program
@@ -47,8 +48,11 @@ def _lenient_loads(s, *args, **kwargs):
 
 
 json.loads = _lenient_loads
+builtins.help = _help
 install_file_notes()
 install_gather_of_a_list()
+install_task_notes()
+install_csv_of_text()
 
 
 class _BoundedOutput:
@@ -150,6 +154,7 @@ def _execute_program(code: str, options: dict) -> dict:
     Calls.reset()
     Notes.reset()
     Registry.code = code
+    sys.argv = [CODE_FILENAME]  # as for `python -c`: a name, no arguments
     outcome: dict = {"ok": True, "result": None, "error": None}  # result: encoded later
     try:
         tree, code_obj, is_async = compile_program(code)
@@ -185,6 +190,9 @@ def _execute_program(code: str, options: dict) -> dict:
         outcome.update(ok=False, error=error(exc, code))
     finally:
         sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+    missed = MISSED.take()
+    if missed and outcome["ok"]:
+        Notes.add(f"the program looked up a key a tool result does not have, and went on: {missed}")
     notes = unawaited_notes() + Notes.taken()
     if notes:
         outcome["notes"] = notes
