@@ -959,24 +959,32 @@ def report(outcomes: list[Outcome]) -> dict[str, Any]:
 
 
 def all_cases(which: str) -> list[Case]:
-    """The first set (above), the second (ergonomics_more.py, written separately as a
-    held-out check of the first), or both."""
+    """The first list (above), the second (ergonomics_more.py) or the third
+    (ergonomics_third.py), each written separately as a held-out check of the ones before;
+    or all three."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import ergonomics_more
+    import ergonomics_third
 
-    more = list(ergonomics_more.CASES)
-    ids = [c.id for c in [*CASES, *more]]
-    assert len(set(ids)) == len(ids), "case ids must be unique across both sets"
-    return {"first": CASES, "second": more, "all": [*CASES, *more]}[which]
+    lists = {"first": CASES, "second": ergonomics_more.CASES, "third": ergonomics_third.CASES}
+    every = [c for cases in lists.values() for c in cases]
+    ids = [c.id for c in every]
+    assert len(set(ids)) == len(ids), "case ids must be unique across the lists"
+    return every if which == "all" else list(lists[which])
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-k", default="", help="only cases whose id or family contains this")
     parser.add_argument("-v", action="store_true", help="print what the model read, on stderr")
-    parser.add_argument("--set", choices=["first", "second", "all"], default="all",
-                        help="which list of cases (default: both)")  # fmt: skip
+    parser.add_argument("--set", choices=["first", "second", "third", "all"], default="all",
+                        help="which list of cases (default: all three)")  # fmt: skip
     args = parser.parse_args()
-    chosen = [c for c in all_cases(args.set) if args.k in c.id or args.k in c.family]
-    summary = report(asyncio.run(measure(chosen, args.v)))
+    # The lists import this file as `ergonomics`: run that module's copy, which their
+    # fixtures hook into, rather than this __main__ one.
+    import ergonomics
+
+    cases = ergonomics.all_cases(args.set)
+    chosen = [c for c in cases if args.k in c.id or args.k in c.family]
+    summary = ergonomics.report(asyncio.run(ergonomics.measure(chosen, args.v)))
     print(json.dumps(summary))

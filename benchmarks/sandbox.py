@@ -30,7 +30,6 @@ TARGETS = {
     "gather100x50ms_wall_ms": 75.0,
     "dataflow_ratio": 1.15,
     "cpu_vs_native_ratio": 3.5,
-    "cpu_module_vs_native_ratio": 3.5,
     "worker_rss_mb": 80.0,
     "worker_ready_ms": 500.0,
 }

@@ -1,16 +1,27 @@
 """The config file: which downstream servers to connect, and codemode's own settings.
 
-Accepted shapes (the ones users already have):
-- Claude Desktop: {"mcpServers": {"name": {"command", "args", "env", "cwd"}}} for stdio,
-  {"url", "headers"} for streamable HTTP.
-- VS Code: {"servers": {"name": {"type": "stdio" | "http", ...}}}.
-A "codemode" section holds limits and per-server options. "${VAR}" in any string expands
-from the environment. Unknown keys are errors, not silently ignored.
+Accepted shapes (the ones users already have), read from the client's own file as it is:
+- Claude Desktop, Cursor, Claude Code: {"mcpServers": {"name": {"command", "args", "env",
+  "cwd"}}} for stdio, {"url", "headers"} (and "type": "http" | "sse") for remote servers.
+- VS Code: {"servers": {"name": {"type": "stdio" | "http" | "sse", ...}}} (also inside a
+  settings.json's "mcp" key), with comments and trailing commas as VS Code allows them.
+The client's other top-level keys (Claude Desktop's "preferences", ~/.claude.json's
+"projects", ...) are ignored (listed in the log at debug); a top-level key that looks like
+a misspelt "mcpServers" or "codemode" is still an error. Inside server entries and the
+"codemode" section, unknown keys are errors that name the key path.
+
+Strings in the servers and "codemode" sections expand variables: ${VAR}, ${env:VAR} (VS
+Code's spelling), ${VAR:-default} (when VAR is unset or empty), ${VAR-default} (when unset),
+${userHome}, ${workspaceFolder} (the folder a .vscode/ config belongs to, else the
+config's folder) and ${pathSeparator}. A server's "envFile" (dotenv format, relative to
+the workspace folder) is loaded into its environment, under its "env".
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -21,7 +32,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ._paths import config_dir
 from .errors import ConfigError
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+log = logging.getLogger("codemode.config")
+
+_VAR = re.compile(r"\$\{([^}]*)\}")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+SERVERS_KEYS = ("mcpServers", "servers")
+IGNORED_IN_SERVER = ("dev", "autoApprove", "alwaysAllow", "description")
+"""Keys other clients put in a server entry that mean nothing to codemode (VS Code's
+debug settings, Cline's auto-approve lists, notes): accepted and ignored."""
 
 
 class _Strict(BaseModel):
@@ -31,17 +49,22 @@ class _Strict(BaseModel):
 class ServerConfig(_Strict):
     """One downstream MCP server: a command to spawn (stdio) or a URL (streamable HTTP)."""
 
-    type: Literal["stdio", "http", "streamable-http"] | None = None
+    type: Literal["stdio", "http", "streamable-http", "streamableHttp", "sse"] | None = None
     command: str | None = None
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = None
     url: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
-    # Accepted from other clients' configs and ignored by codemode, which would otherwise
-    # reject configs users already have.
     disabled: bool = False
+    """Skip this server (Cursor's and Cline's way to turn one off)."""
     envFile: str | None = None
+    """A dotenv file whose variables join `env` (which wins); loaded when the config is."""
+    # Accepted from other clients' configs and ignored (see IGNORED_IN_SERVER).
+    dev: Any = None
+    autoApprove: Any = None
+    alwaysAllow: Any = None
+    description: str | None = None
 
     @model_validator(mode="after")
     def _one_transport(self) -> ServerConfig:
@@ -51,13 +74,15 @@ class ServerConfig(_Strict):
             raise ValueError("needs `command` (a stdio server) or `url` (a streamable HTTP server)")
         if self.type == "stdio" and not self.command:
             raise ValueError('type "stdio" needs `command`')
-        if self.type in ("http", "streamable-http") and not self.url:
+        if self.type not in (None, "stdio") and not self.url:
             raise ValueError(f'type "{self.type}" needs `url`')
         return self
 
     @property
-    def transport(self) -> Literal["stdio", "http"]:
-        return "stdio" if self.command else "http"
+    def transport(self) -> Literal["stdio", "http", "sse"]:
+        if self.command:
+            return "stdio"
+        return "sse" if self.type == "sse" else "http"
 
 
 class ServerOptions(_Strict):
@@ -116,24 +141,61 @@ class Config(_Strict):
         return {name: s for name, s in self.servers.items() if not s.disabled}
 
 
-def _expand(value: Any, path: str, source: str) -> Any:
-    if isinstance(value, str):
+class _Variables:
+    """Expands ${...} in one config file's strings (see the module docstring)."""
 
-        def sub(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in os.environ:
-                raise ConfigError(
-                    f"{source}: {path} uses ${{{name}}}, but the environment variable {name} "
-                    "is not set. Set it, or write the value in the file."
-                )
-            return os.environ[name]
+    def __init__(self, source: str, base_dir: Path | None) -> None:
+        self.source = source
+        self.workspace = _workspace_folder(base_dir)
 
-        return _VAR.sub(sub, value)
-    if isinstance(value, dict):
-        return {k: _expand(v, f"{path}.{k}" if path else k, source) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand(v, f"{path}[{i}]", source) for i, v in enumerate(value)]
-    return value
+    def value(self, inner: str, path: str) -> str:
+        where = f"{self.source}: {path}"
+        if inner.startswith("env:"):
+            inner = inner[4:]
+        if inner == "userHome":
+            return str(Path.home())
+        if inner == "workspaceFolder":
+            return str(self.workspace)
+        if inner in ("pathSeparator", "/"):
+            return os.sep
+        if inner.startswith("input:"):
+            raise ConfigError(
+                f"{where} uses ${{{inner}}}, a value VS Code asks the user for; codemode "
+                "cannot ask. Write the value in the file, or use ${env:NAME} and set NAME."
+            )
+        match = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)(.*))?", inner, re.S)
+        if match is None:
+            raise ConfigError(
+                f"{where} uses ${{{inner}}}, which is not a variable codemode knows. Use "
+                "${NAME}, ${env:NAME}, ${NAME:-default}, ${userHome} or ${workspaceFolder}."
+            )
+        name, op, default = match.groups()
+        current = os.environ.get(name)
+        if op == ":-" and not current:
+            return default
+        if op == "-" and current is None:
+            return default
+        if current is None:
+            raise ConfigError(
+                f"{where} uses ${{{name}}}, but the environment variable {name} is not set. "
+                f"Set it, write the value in the file, or give a default: ${{{name}:-value}}."
+            )
+        return current
+
+    def expand(self, value: Any, path: str = "") -> Any:
+        if isinstance(value, str):
+            return _VAR.sub(lambda m: self.value(m.group(1), path), value)
+        if isinstance(value, dict):
+            return {k: self.expand(v, f"{path}.{k}" if path else k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.expand(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return value
+
+
+def _workspace_folder(base_dir: Path | None) -> Path:
+    if base_dir is None:
+        return Path.cwd()
+    return base_dir.parent if base_dir.name == ".vscode" else base_dir
 
 
 def _error_path(loc: tuple[Any, ...], servers_key: str) -> str:
@@ -148,29 +210,55 @@ def _error_path(loc: tuple[Any, ...], servers_key: str) -> str:
     return ".".join(parts)
 
 
-def parse_config(data: Any, source: str = "<memory>") -> Config:
-    """Validate an already-loaded JSON value; errors name `source`, the key path and a fix."""
+def _servers_section(data: dict[str, Any], source: str) -> tuple[str, Any, list[str]]:
+    """(key, servers, ignored top-level keys) of a config, whichever client wrote it."""
+    present = [k for k in SERVERS_KEYS if k in data]
+    if len(present) > 1:
+        raise ConfigError(f'{source}: give servers under "mcpServers" or "servers", not both.')
+    nested = data.get("mcp") if not present else None
+    if isinstance(nested, dict) and "servers" in nested:  # a VS Code settings.json
+        key, servers = "mcp.servers", nested.get("servers")
+        others = [k for k in data if k not in ("mcp", "codemode")]
+    else:
+        key = present[0] if present else "mcpServers"
+        servers = data.get(key) or {}
+        others = [k for k in data if k not in (key, "codemode")]
+    suspicious = []
+    for other in others:
+        close = difflib.get_close_matches(other, [*SERVERS_KEYS, "codemode"], n=1, cutoff=0.75)
+        if close:
+            suspicious.append((other, close))
+    if suspicious:
+        listed = ", ".join(
+            f"{k!r}" + (f" (did you mean {c[0]!r}?)" if c else "") for k, c in suspicious
+        )
+        raise ConfigError(
+            f'{source}: unknown top-level key(s) {listed}; expected "mcpServers" (Claude '
+            'Desktop, Cursor, Claude Code) or "servers" (VS Code), and "codemode".'
+        )
+    return key, servers, others
+
+
+def parse_config(data: Any, source: str = "<memory>", base_dir: Path | None = None) -> Config:
+    """Validate an already-loaded JSON value; errors name `source`, the key path and a fix.
+    `base_dir`: the config file's folder (for ${workspaceFolder} and relative envFiles)."""
     if not isinstance(data, dict):
         raise ConfigError(
             f"{source}: the top level must be a JSON object like "
             '{"mcpServers": {"name": {"command": "..."}}}, not a ' + type(data).__name__
         )
-    data = _expand(data, "", source)
-    keys = {"mcpServers", "servers", "codemode"}
-    unknown = sorted(set(data) - keys - {"$schema", "inputs"})
-    if unknown:
-        raise ConfigError(
-            f"{source}: unknown top-level key(s) {', '.join(map(repr, unknown))}; expected "
-            '"mcpServers" (Claude Desktop style) or "servers" (VS Code style), and "codemode".'
-        )
-    if "mcpServers" in data and "servers" in data:
-        raise ConfigError(f'{source}: give servers under "mcpServers" or "servers", not both.')
-    servers_key = "servers" if "servers" in data else "mcpServers"
-    servers = data.get(servers_key) or {}
+    servers_key, servers, ignored = _servers_section(data, source)
+    if not any(k in data for k in SERVERS_KEYS) and servers_key != "mcp.servers" and ignored:
+        log.warning('%s: no servers found (no "mcpServers" or "servers" key)', source)
+    if ignored:
+        log.debug("%s: ignoring top-level keys of another client: %s", source, ", ".join(ignored))
     if not isinstance(servers, dict):
         raise ConfigError(f"{source}: {servers_key} must be an object of name -> server.")
+    variables = _Variables(source, base_dir)
+    servers = variables.expand(servers, servers_key)
+    codemode = variables.expand(data.get("codemode") or {}, "codemode")
     try:
-        config = Config(servers=servers, codemode=data.get("codemode") or {}, source=source)
+        config = Config(servers=servers, codemode=codemode, source=source)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -186,7 +274,49 @@ def parse_config(data: Any, source: str = "<memory>") -> Config:
             f"{source}: codemode.servers has options for {', '.join(map(repr, missing))}, "
             f"which {'is' if len(missing) == 1 else 'are'} not in {servers_key}."
         )
+    with_env_files = {
+        name: _load_env_file(name, server, variables.workspace, source, servers_key)
+        for name, server in config.servers.items()
+        if server.envFile
+    }
+    if with_env_files:
+        config = config.model_copy(update={"servers": {**config.servers, **with_env_files}})
     return config
+
+
+def _load_env_file(
+    name: str, server: ServerConfig, workspace: Path, source: str, servers_key: str
+) -> ServerConfig:
+    from dotenv import dotenv_values
+
+    path = Path(server.envFile or "").expanduser()
+    path = path if path.is_absolute() else workspace / path
+    if not path.is_file():
+        raise ConfigError(
+            f"{source}: {servers_key}.{name}.envFile names {path}, which does not exist. "
+            "Create it, fix the path (relative paths start at the workspace folder), or "
+            "remove the key."
+        )
+    loaded = {k: v for k, v in dotenv_values(path).items() if v is not None}
+    log.debug("%s: loaded %d variable(s) for %r from %s", source, len(loaded), name, path)
+    return server.model_copy(update={"env": {**loaded, **server.env}})
+
+
+def parse_json_text(text: str, source: str) -> Any:
+    """Strict JSON, else JSON with comments and trailing commas (as VS Code writes its
+    files); a file that is neither is reported at the strict parser's line and column."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as strict:
+        import json5
+
+        try:
+            return json5.loads(text)
+        except ValueError:
+            raise ConfigError(
+                f"{source}: not valid JSON at line {strict.lineno}, column {strict.colno}: "
+                f"{strict.msg}"
+            ) from None
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:
@@ -198,13 +328,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(f"{file}: no such config file. Create it or pass --config.") from None
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read the config file: {exc.strerror}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{file}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-        ) from None
-    return parse_config(data, str(file))
+    return parse_config(parse_json_text(text, str(file)), str(file), file.resolve().parent)
 
 
 def default_config_path() -> Path:

@@ -537,3 +537,43 @@ return len(totals)
 )  # fmt: skip
 async def test_more_mistakes_name_their_fix(serve, code, tokens):
     assert_names(await run(serve, code), *tokens)
+
+
+@pytest.mark.parametrize(
+    "code,expected",
+    [
+        ("import sys\nprint('done')\nsys.exit(0)", None),
+        ("members = await team.get_team_members()\nlen(await [team.get_expenses("
+         "member_id=m.id, quarter='Q3') for m in members[:3]])", 3),
+        ("r = await asyncio.gather(members=team.get_team_members(), offers=jobs.get_job_offers())"
+         "\n[len(r['members']), len(r['offers'])]", [len(TEAM), len(data.job_offers())]),
+        ("import dataclasses\nc = await jobs.get_company_details(company_id='c003')\n"
+         "dataclasses.asdict(c)['name']", data.companies()["c003"]["name"]),
+    ],
+)  # fmt: skip
+async def test_habits_from_other_pythons_work(serve, code, expected):
+    assert_works(await run(serve, code), expected)
+
+
+@pytest.mark.parametrize(
+    "code,tokens",
+    [
+        ("await time.get_current_time(timezone='PST')", ["America/Los_Angeles"]),
+        ("import zoneinfo\nzoneinfo.ZoneInfo('PST')", ["America/Los_Angeles"]),
+        ("await time.convert_time('UTC', 'Asia/Tokyo', '09:00')",
+         ["positional arguments went to", "target_timezone='09:00'"]),
+        ("p = {'member_id': 'm00001', 'quarter': 'Q3'}\nawait team.get_expenses(*p)", ["**p"]),
+        ("m = (await team.get_team_members())[0]\nm['start_date'].strftime('%Y')",
+         ["fromisoformat"]),
+        ("c = await jobs.get_company_details(company_id='c003')\nfor k, v in c:\n    pass",
+         ["c.items()"]),
+        ("c = await jobs.get_company_details(company_id='c003')\njson.loads(str(c))",
+         ["repr"]),
+        ("hot = await leads.get_leads(query='visits > 30')\nmax(h['visits'] for h in hot)",
+         ["leads.get_leads(query='visits > 30') returned []"]),
+        ("await fs.edit_file(path='{ROOT}/hello.txt', edits=[{'old': 'a', 'new': 'b'}])",
+         ["oldText", "newText"]),
+    ],
+)  # fmt: skip
+async def test_third_round_mistakes_name_their_fix(serve, code, tokens):
+    assert_names(await run(serve, code), *tokens)

@@ -16,14 +16,17 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import IO, Any
 
+import httpx2
 from mcp import types
 from mcp.client.session import ClientSession
+from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED
 
 from .._aio import within
+from .._chain import CHAIN_ENV, chain_for
 from ..config import ServerConfig, ServerOptions
 from ..errors import ServerStartError, ToolCallError
 
@@ -31,6 +34,10 @@ log = logging.getLogger("codemode.downstream")
 
 STDERR_TAIL_BYTES = 2000
 """How much of a failed server's stderr its error shows."""
+
+HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
+"""Connect, write and pool limits for HTTP servers; reads wait longer (a response stream
+may stay open while a tool works)."""
 
 RESTART_BACKOFF_S = (0.5, 30.0)
 """Smallest and largest wait between restarts of a server that keeps dying (doubling).
@@ -115,17 +122,21 @@ class Connection:
                     params = StdioServerParameters(
                         command=self.config.command or "",
                         args=list(self.config.args),
-                        env=dict(self.config.env) or None,
+                        # over the SDK's safe default environment; the marker lets a
+                        # codemode started here know it would start a chain of itself
+                        env={**self.config.env, CHAIN_ENV: chain_for(self.name)},
                         cwd=self.config.cwd,
                     )
                     streams = await stack.enter_async_context(
                         stdio_client(params, errlog=self._errlog)
                     )
+                elif self.config.transport == "sse":
+                    streams = await stack.enter_async_context(
+                        sse_client(self.config.url or "", headers=dict(self.config.headers))
+                    )
                 else:
-                    from mcp.shared._httpx_utils import create_mcp_http_client
-
                     client = await stack.enter_async_context(
-                        create_mcp_http_client(headers=dict(self.config.headers))
+                        httpx2.AsyncClient(headers=dict(self.config.headers), timeout=HTTP_TIMEOUT)
                     )
                     streams = await stack.enter_async_context(
                         streamable_http_client(self.config.url or "", http_client=client)

@@ -501,5 +501,7 @@ def _argument_error(info: ToolInfo, error: jsonschema.ValidationError) -> str:
                 f"{head}: parameter {param!r}{inner} expected {expected}, "
                 f"got {given} ({type(error.instance).__name__})"
             )
-        return f"{head}: parameter {param!r}{inner}: {error.message}"
+        kind = next((p.annotation for p in info.params if p.name == param), None)
+        takes = f" ({param} takes {kind})" if kind and inner else ""
+        return f"{head}: parameter {param!r}{inner}: {error.message}{takes}"
     return f"{head}: {error.message}"

@@ -12,6 +12,7 @@ import datetime
 import difflib
 import functools
 import inspect
+import re
 import sys
 import types
 from typing import ClassVar
@@ -59,6 +60,14 @@ def jsonable_arg(name: str, value, dumps):
     )
 
 
+def _caller_source() -> str | None:
+    """The source line of the submitted code that is running now."""
+    import linecache
+
+    line = caller_line()
+    return linecache.getline(CODE_FILENAME, line) if line else None
+
+
 def caller_line() -> int | None:
     """The line of the submitted code that is running now (the innermost frame of it)."""
     frame = sys._getframe(2)
@@ -76,13 +85,18 @@ class Calls:
     pending: ClassVar[dict[int, tuple]] = {}
     texts: ClassVar[dict[str, str]] = {}  # tool path -> the start of its first text result
     seen: ClassVar[dict[str, str]] = {}  # tool path -> what its first result looked like
+    empty: ClassVar[dict[str, dict]] = {}  # tool path -> arguments of a call that gave []
     counter = 0
+    TRACKED = 1000
+    """Calls not yet started that are remembered (enough for the notes; a program that
+    queues 100,000 calls must not spend its memory on this)."""
 
     @classmethod
     def reset(cls) -> None:
         cls.pending = {}
         cls.texts = {}
         cls.seen = {}
+        cls.empty = {}
 
     @classmethod
     def unawaited(cls) -> list[tuple[str, int | None]]:
@@ -98,30 +112,57 @@ class Calls:
 
     @classmethod
     def describe_pending(cls) -> str:
-        calls = [f"{path}() (line {line})" for _, path, line in cls.pending.values()][:3]
-        return ", ".join(calls)
+        counts: dict[str, int] = {}
+        for _, path, line in cls.pending.values():
+            key = f"{path}() (line {line})"
+            counts[key] = counts.get(key, 0) + 1
+        shown = [k + (f" x{n}" if n > 1 else "") for k, n in list(counts.items())[:3]]
+        return ", ".join(shown)
 
 
-async def _tool_call(key: int, path: str, target: str, args: dict):
-    del Calls.pending[key]
-    value = await bridge.call(target, args)
+async def _tool_call(key: int, fn, args: dict, positional: int):
+    Calls.pending.pop(key, None)
+    path = fn.path
+    try:
+        value = await bridge.call(fn.target, args)
+    except ToolError as exc:
+        if positional:
+            bound = ", ".join(f"{n}={args[n]!r}" for n in fn.params[:positional] if n in args)
+            exc._cm_hint = (
+                f"the positional arguments went to {bound} ({fn.signature.split(' -> ')[0]}); "
+                "if that is not what you meant, pass them by keyword"
+            )
+        raise
     if path not in Calls.seen:
         Calls.seen[path] = _looks(value)
-        if type(value) is str:
-            Calls.texts[path] = value[:160]
+        text = value if type(value) is str else _only_text(value)
+        if text is not None:
+            Calls.texts[path] = text[:160]
+    if isinstance(value, list) and not value and path not in Calls.empty:
+        Calls.empty[path] = args
     return value
 
 
-def _looks(value) -> str:
+def _only_text(value) -> str | None:
+    """The text of a result that is a dict holding one str (`{content: str}`)."""
+    if isinstance(value, dict):
+        texts = [v for v in value.values() if isinstance(v, str)]
+        if len(texts) == 1 and len(value) <= 2:
+            return texts[0]
+    return None
+
+
+def _looks(value, plural: bool = False) -> str:
     """A few words on a tool result's shape, for hints."""
     if isinstance(value, dict):
         keys = list(value)[:8]
-        return "a dict with keys " + ", ".join(map(str, keys)) + (", ..." if len(value) > 8 else "")
+        listed = ", ".join(map(str, keys)) + (", ..." if len(value) > 8 else "")
+        return f"{'dicts' if plural else 'a dict'} with keys {listed}"
     if isinstance(value, list):
-        return f"a list of {len(value)}" + (f" {_looks(value[0])}s" if value else "")
+        return f"a list of {len(value)}" + (f" {_looks(value[0], True)}" if value else "")
     if isinstance(value, str):
-        return "text (a str)"
-    return f"a {type(value).__name__}"
+        return "texts (str)" if plural else "text (a str)"
+    return f"{type(value).__name__} values" if plural else f"a {type(value).__name__}"
 
 
 class Notes:
@@ -162,6 +203,7 @@ class ToolFunction:
         self._dumps = dumps
         self.__name__ = self.path.rsplit(".", 1)[-1]
         self.__qualname__ = self.path
+        self.__module__ = "builtins"  # Python's messages then say "team.get_expenses()"
         self.__doc__ = f"{self.signature}\n\n{self.doc}".strip()
 
     def _bind(self, args, kwargs) -> dict:
@@ -199,10 +241,20 @@ class ToolFunction:
         return {name: jsonable_arg(name, value, dumps) for name, value in bound.items()}
 
     def __call__(self, *args, **kwargs):
+        if 2 <= len(args) <= len(self.params) and list(args) == self.params[: len(args)]:
+            spread = re.search(r"\*(\w+)\s*\)", _caller_source() or "")
+            name = spread.group(1) if spread else "d"
+            raise TypeError(
+                f"{self.path}() got its own parameter names as values "
+                f"({', '.join(map(repr, args))}): `*{name}` on a dict passes its keys; pass "
+                f"`**{name}` (signature: {self.signature})"
+            )
         bound = self._bind(args, kwargs)
         key = Calls.counter = Calls.counter + 1
-        coro = _tool_call(key, self.path, self.target, bound)
-        Calls.pending[key] = (coro, self.path, caller_line())
+        positional = len(args) if not (len(args) == 1 and isinstance(args[0], dict)) else 0
+        coro = _tool_call(key, self, bound, positional)
+        if len(Calls.pending) < Calls.TRACKED:
+            Calls.pending[key] = (coro, self.path, caller_line())
         return coro
 
     def __await__(self):
@@ -534,7 +586,8 @@ def _missing_module_message(name: str) -> str:
         if reason is _cm_stdlib.NO_NETWORK:
             extra = tools_that_may_help("fetch", "http", "url", "web", "browse", "download")
         elif reason is _cm_stdlib.NO_FILES:
-            extra = tools_that_may_help("read", "write", "file", "directory")
+            found = relevant_tools("write", "read", "file", "directory")
+            extra = f" (tools that look relevant here: {', '.join(found)})" if found else ""
         elif reason is _cm_stdlib.NO_PROCESSES:
             extra = tools_that_may_help()
         else:
@@ -706,6 +759,19 @@ def _help(obj=None):
     print(inspect.getdoc(obj) or "")
 
 
+def install_asdict_of_dicts() -> None:
+    """`dataclasses.asdict(result)` of a tool result (a dict already) gives a copy of it."""
+    stock = dataclasses.asdict
+
+    @functools.wraps(stock)
+    def asdict(obj, *, dict_factory=dict):
+        if isinstance(obj, dict):
+            return dict_factory(obj.items())
+        return stock(obj, dict_factory=dict_factory)
+
+    dataclasses.asdict = asdict
+
+
 def install_gather_of_a_list() -> None:
     """`asyncio.gather([a, b])` (a list, not `*list`) means `gather(a, b)`: it can mean
     nothing else, so the program's gather takes it."""
@@ -713,13 +779,27 @@ def install_gather_of_a_list() -> None:
 
     stock = asyncio.gather
 
-    def gather(*aws, return_exceptions=False):
+    def gather(*aws, return_exceptions=False, **named):
         if len(aws) == 1 and isinstance(aws[0], (list, tuple, types.GeneratorType)):
             aws = tuple(aws[0])
+        if named and not aws:  # gather(a=..., b=...): their results by name
+            return _gather_named(stock, named, return_exceptions)
+        if named:
+            raise TypeError(
+                "asyncio.gather() takes awaitables positionally (or only by name, to get a "
+                f"dict back); got both, and {', '.join(named)} by name"
+            )
         return stock(*aws, return_exceptions=return_exceptions)
 
     gather.__doc__ = stock.__doc__
+    gather.__qualname__ = gather.__name__ = "gather"
+    gather.__module__ = "asyncio"
     asyncio.gather = gather
+
+
+async def _gather_named(stock, named: dict, return_exceptions: bool) -> dict:
+    values = await stock(*named.values(), return_exceptions=return_exceptions)
+    return dict(zip(named, values))
 
 
 def build_globals(manifest: dict, dumps, return_signal) -> dict:
@@ -734,6 +814,7 @@ def build_globals(manifest: dict, dumps, return_signal) -> dict:
         "json": json,
         "ToolError": ToolError,
         "__codemode_return__": return_signal,
+        "__codemode_gather__": asyncio.gather,
     }
     namespaces: dict[str, Namespace] = {}
     for info in manifest.get("namespaces", ()):

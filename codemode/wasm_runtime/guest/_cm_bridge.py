@@ -119,6 +119,11 @@ class AttrDict(dict):
         MISSED.append(key, self)
         if key in _ERROR_FLAGS:
             error._cm_hint = NO_IS_ERROR
+        elif isinstance(key, int):
+            error._cm_hint = (
+                f"this tool result is a dict (one record), not a list: index it by key "
+                f"(its keys: {_keys(self)})"
+            )
         elif key in RAW_MCP_FIELDS:
             error._cm_hint = f"{UNWRAPPED}. Index its own keys directly ({_keys(self)})."
         else:

@@ -13,6 +13,7 @@ import re
 import socket
 
 import _cm_stdlib
+from _cm_zones import ABBREVIATIONS
 from _cm_api import Calls, Namespace, Registry, relevant_tools, tools_that_may_help
 from _cm_bridge import RAW_MCP_FIELDS, UNWRAPPED
 from _cm_precheck import name_hint
@@ -102,6 +103,11 @@ _SHAPE_ERRORS = (
 )  # fmt: skip
 """TypeErrors about what a value is: the tool that gave it, and its shape, may help."""
 
+_DATE_ATTRS = frozenset(
+    {"strftime", "year", "month", "day", "hour", "minute", "date", "time", "isoformat",
+     "timestamp", "weekday", "isoweekday", "astimezone", "tzinfo", "replace"} - {"replace"}
+)  # fmt: skip
+
 _FUTURE_TYPES = ("_GatheringFuture", "Future", "Task")
 
 
@@ -140,6 +146,17 @@ def _attribute_hint(exc: AttributeError, line: str) -> str | None:
         "now", "utcnow", "today", "fromisoformat", "strptime", "fromtimestamp"
     ):  # fmt: skip
         return f"use datetime.datetime.{name}(...) (or `from datetime import datetime`)"
+    if isinstance(obj, str) and name in _DATE_ATTRS:
+        shown = obj if len(obj) <= 40 else obj[:37] + "..."
+        return (
+            f"{shown!r} is a str (tools return dates as ISO text): parse it first, "
+            f"datetime.datetime.fromisoformat({shown!r}) (or datetime.date.fromisoformat)"
+        )
+    if name in ("localize", "normalize") and type(obj).__name__ == "ZoneInfo":
+        return (
+            f"{name}() is pytz's; with zoneinfo attach the zone directly: "
+            "datetime(..., tzinfo=zone) or dt.replace(tzinfo=zone), and dt.astimezone(zone)"
+        )
     having = [ns for ns, v in Registry.namespaces.items() if name in v._cm_functions]
     if having and not isinstance(obj, Namespace):
         return f"{name} is a tool of namespace {having[0]}: call `await {having[0]}.{name}(...)`"
@@ -148,6 +165,40 @@ def _attribute_hint(exc: AttributeError, line: str) -> str | None:
 
 def _type_hint(exc: TypeError, line: str) -> str | None:
     text = str(exc)
+    if "should be called on dataclass instances" in text:
+        return (
+            f"{UNWRAPPED}: tool results are plain dicts already; use them (or dict(x)) as they are"
+        )
+    if "argument after ** must be a mapping" in text:
+        called = re.search(r"\*\*(\w+)", line)
+        spread = f"*{called.group(1)}" if called else "*args"
+        fn = _tool_named(text)
+        sig = f" (signature: {fn.signature.split(' -> ')[0]})" if fn else ""
+        return f"`**` takes a dict of keyword arguments; a list goes with `{spread}`{sig}"
+    if "unsupported format string passed to NoneType" in text:
+        return (
+            "a value in the f-string is None (a field a tool may leave empty, `T | None`): "
+            "give a fallback, e.g. f\"{x or '-':>8}\""
+        )
+    if (
+        "buffer API required" in text
+        or "Strings must be encoded" in text
+        or ("a bytes-like object is required" in text)
+    ):
+        return (
+            "this needs bytes: text.encode() for a str, json.dumps(value, sort_keys=True)"
+            ".encode() for a dict or list"
+        )
+    if "can't be awaited" in text or "can't be used in 'await' expression" in text:
+        called = re.search(r"await\s+([\w.]+)\s*\(", line)
+        name = called.group(1) if called else None
+        if name and "." not in name:
+            return f"{name}() is a plain function (def, not async def): call it without `await`"
+        return (
+            "this value is not awaitable: only tool calls and your own `async def` functions "
+            "are awaited; remove the `await` before it (several calls: `await asyncio.gather("
+            "...)`)"
+        )
     if "An asyncio.Future, a coroutine or an awaitable is required" in text:
         return (
             "asyncio.gather(), wait_for() and create_task() take coroutines (tool calls), not "
@@ -181,11 +232,6 @@ def _type_hint(exc: TypeError, line: str) -> str | None:
         return f"{UNWRAPPED}: this value is a list; loop over it or index it with a number"
     if "the JSON object must be str" in text:
         return f"{UNWRAPPED}: this value is already a Python value; use it without json.loads"
-    if "can't be used in 'await' expression" in text:
-        return (
-            "this value is not awaitable: only tool calls and your own `async def` functions "
-            "are awaited; remove the `await` before it"
-        )
     return None
 
 
@@ -197,6 +243,14 @@ def _runtime_hint(exc: RuntimeError, line: str) -> str | None:
             "asyncio.run(main()) or loop.run_until_complete(main()); a plain `def` that "
             "needs it should become `async def` and be awaited"
         )
+    if "Could not determine home directory" in text:
+        return (
+            _file_hint(line).replace(
+                _cm_stdlib.NO_FILES,
+                "the sandbox has no home directory and " + _cm_stdlib.NO_FILES[4:],
+            )
+            + " (fs.list_allowed_directories() names the folders a filesystem server may read)"
+        )
     if "cannot reuse already awaited coroutine" in text:
         return (
             "a coroutine can be awaited only once: functools.cache/lru_cache on an `async "
@@ -207,19 +261,85 @@ def _runtime_hint(exc: RuntimeError, line: str) -> str | None:
     return None
 
 
+def _empty_hint(line: str) -> str:
+    """For max()/min()/mean() of nothing: a tool that returned [] here, else the filter."""
+    for path, args in Calls.empty.items():
+        fn = next((f for f in Registry.functions if f.path == path), None)
+        doc = fn.doc.strip().split("\n", 1)[0] if fn and fn.doc else ""
+        shown = ", ".join(f"{k}={v!r}" for k, v in args.items())
+        takes = f"; its doc: {doc}" if doc else ""
+        return f"the sequence is empty: {path}({shown}) returned [] in this run{takes}"
+    return (
+        "the sequence is empty: the filter kept nothing; compare it with the values the tool "
+        "really returns (print a few), or give a default: max(xs, default=None)"
+    )
+
+
 def _value_hint(exc: ValueError, line: str) -> str | None:
     text = str(exc)
     if type(exc).__name__ == "JSONDecodeError":
+        doc = getattr(exc, "doc", "") or ""
+        if doc.lstrip()[:2] in ("{'", "['"):
+            return (
+                "this is str() of a dict or list (Python's repr, single quotes), not JSON: "
+                "use the value itself; tool results come back already parsed"
+            )
+        start = " \\n ".join(doc.strip().splitlines()[:3])[:120]
         return (
-            "this text is not JSON: a tool that returns JSON comes back already parsed, "
-            "and a text tool gives a plain str; use the str as it is"
+            "this text is not JSON: a tool that returns JSON comes back already parsed, and "
+            f"a text tool gives a plain str; parse this one as text (it starts: {start})"
         )
+    if "empty" in text and ("max()" in text or "min()" in text or "arg is an empty" in text):
+        return _empty_hint(line)
+    if "C' locale" in text or ("locale" in text.lower() and "not possible" in text):
+        return "the sandbox has only the C locale: format numbers with f'{x:,.2f}'"
+    if "values to unpack" in text:
+        looped = re.search(r"for\s+\w+\s*,\s*\w+\s+in\s+(\w+)\s*:", line)
+        if looped and looped.group(1) in _frame_names(exc):
+            name = looped.group(1)
+            if isinstance(_frame_names(exc)[name], dict):
+                return f"looping over a dict gives its keys: write `for k, v in {name}.items():`"
     if "does not match format" in text or "unconverted data remains" in text:
         return (
             "for ISO 8601 text ('2024-07-01T12:00:00+00:00') use datetime.fromisoformat(text); "
             "strptime needs the format to match exactly, offset included (%z)"
         )
     return None
+
+
+def _tool_named(text: str):
+    """The tool function a message starts with ("team.get_expenses() ..."), or None."""
+    return next(
+        (f for f in Registry.functions if not f.alias and text.startswith(f"{f.path}(")), None
+    )
+
+
+def _frame_names(exc: BaseException) -> dict:
+    """The names of the program's innermost frame when `exc` was raised."""
+    tb, frame = exc.__traceback__, None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<code>":
+            frame = tb.tb_frame
+        tb = tb.tb_next
+    return {**frame.f_globals, **frame.f_locals} if frame is not None else {}
+
+
+def _tool_error_hint(exc) -> str | None:
+    """For a tool's own error: the zone a time-zone abbreviation means, else the tool's
+    signature and what its doc says about the arguments."""
+    text = str(exc)
+    if re.search(r"time ?zone", text, re.I):
+        for word in re.findall(r"\b([A-Za-z]{2,5})\b", text):
+            zone = ABBREVIATIONS.get(word.upper())
+            if zone:
+                return f"time zones are IANA names: {word} is e.g. {zone!r} (or 'UTC')"
+    fn = next(
+        (f for f in Registry.functions if not f.alias and text.startswith(f"{f.path} ")), None
+    )
+    if fn is None or getattr(exc, "kind", "") != "ToolError":
+        return None
+    doc = fn.doc.strip()
+    return f"{fn.signature.split(' -> ')[0]}: {doc[:300]}" if doc else None
 
 
 def _tool_result_hint(line: str) -> str | None:
@@ -290,6 +410,8 @@ def hint_for(exc: BaseException, line: str, code: str = "") -> str | None:
     own = getattr(exc, "_cm_hint", None)
     if own:
         return own
+    if type(exc).__name__ == "ToolError":
+        return _tool_error_hint(exc)
     try:
         if isinstance(exc, SyntaxError):
             return _syntax_hint(exc, code)
@@ -343,6 +465,8 @@ def hint_for(exc: BaseException, line: str, code: str = "") -> str | None:
                 "a task's result is ready only once it is done: `await` the task (or read "
                 "t.result() after the `async with asyncio.TaskGroup()` block)"
             )
+        if type(exc).__name__ == "StatisticsError":
+            return _empty_hint(line)
         if isinstance(exc, ValueError):
             return _value_hint(exc, line) or _tool_result_hint(line)
         if isinstance(exc, (KeyError, IndexError)):

@@ -103,11 +103,15 @@ def error(exc: BaseException, code: str) -> dict:
 
 
 def unawaited_notes() -> list[str]:
-    notes = []
+    counts: dict[tuple, int] = {}
     for path, line in Calls.unawaited():
+        counts[(path, line)] = counts.get((path, line), 0) + 1
+    notes = []
+    for (path, line), n in counts.items():
         where = f"line {line}: " if line else ""
+        times = f" ({n} calls)" if n > 1 else ""
         notes.append(
-            f"{where}{path}() was called without `await`, so it never ran; write "
+            f"{where}{path}() was called without `await`{times}, so it never ran; write "
             f"`await {path}(...)`"
         )
     return notes[:5]

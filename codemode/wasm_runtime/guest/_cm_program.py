@@ -124,9 +124,25 @@ def _rewrite_loop_runs(body: list) -> None:
                 stmt.value = ast.copy_location(ast.Await(value=value.args[0]), value)
 
 
+GATHER_NAME = "__codemode_gather__"
+
+
+def _await_of_lists(tree: ast.AST) -> None:
+    """`await [a, b]` / `await [f(x) for x in xs]` (a list is never awaitable) ->
+    `await asyncio.gather(*...)`, which is the only thing it can mean."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Await) and isinstance(node.value, (ast.List, ast.ListComp,
+                                                                   ast.Tuple)):  # fmt: skip
+            inner = node.value
+            star = ast.Starred(value=inner, ctx=ast.Load())
+            call = ast.Call(func=ast.Name(GATHER_NAME, ast.Load()), args=[star], keywords=[])
+            node.value = _loc(call, inner)
+
+
 def compile_program(code: str):
     """(tree, code object, is_async). Raises SyntaxError with the user's line."""
     tree = ast.parse(code, CODE_FILENAME, "exec")
+    _await_of_lists(tree)
     body = tree.body
     if _has_top_level_await(tree):
         _rewrite_loop_runs(body)

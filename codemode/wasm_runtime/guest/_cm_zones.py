@@ -25,12 +25,24 @@ def _read_tzdata() -> None:
         ZONES[key] = zlib.compress((root / "zoneinfo" / key).read_bytes(), 9)
 
 
+ABBREVIATIONS = {
+    "PST": "America/Los_Angeles", "PDT": "America/Los_Angeles", "MST": "America/Denver",
+    "CST": "America/Chicago", "EST": "America/New_York", "EDT": "America/New_York",
+    "GMT": "Europe/London", "BST": "Europe/London", "CET": "Europe/Paris",
+    "CEST": "Europe/Paris", "IST": "Asia/Kolkata", "JST": "Asia/Tokyo",
+    "AEST": "Australia/Sydney",
+}  # fmt: skip
+"""Abbreviations programs pass for zones (ambiguous ones mapped to their commonest zone)."""
+
+
 def _load_tzdata(key):
     data = ZONES.get(key) if isinstance(key, str) else None
     if data is None:
+        meant = ABBREVIATIONS.get(str(key).upper())
+        example = f"{key} is e.g. {meant!r}" if meant else "'America/New_York', 'Europe/Paris'"
         raise zoneinfo.ZoneInfoNotFoundError(
-            f"No time zone found with key {key!r}; keys are IANA names such as "
-            "'America/New_York', 'Europe/Paris' or 'UTC' (zoneinfo.available_timezones())"
+            f"No time zone found with key {key!r}; keys are IANA names ({example}, or "
+            "'UTC'; zoneinfo.available_timezones() lists them)"
         )
     return io.BytesIO(zlib.decompress(data))
 

@@ -28,7 +28,7 @@ import _cm_zones  # noqa: F401 - zoneinfo's data, loaded at build time
 import wit_world
 from _cm_api import CODE_FILENAME, Calls, MissingModules, Notes, Registry, build_globals
 from _cm_api import _help, install_csv_of_text, install_file_notes, install_gather_of_a_list
-from _cm_api import install_task_notes, program_import
+from _cm_api import install_asdict_of_dicts, install_task_notes, program_import
 from _cm_bridge import Deadline, Deadlock, SandboxLoop, bridge, close_default_loop, install_loop
 from _cm_bridge import MISSED, json_dumps, json_loads
 from _cm_outcome import encode, error, unawaited_notes
@@ -53,6 +53,7 @@ install_file_notes()
 install_gather_of_a_list()
 install_task_notes()
 install_csv_of_text()
+install_asdict_of_dicts()
 
 
 class _BoundedOutput:
@@ -124,6 +125,10 @@ def _run(code_obj, is_async: bool, env: dict):
                 runner.run(eval(code_obj, env))
     except ProgramReturn as done:
         return done.value
+    except SystemExit as exiting:
+        if exiting.code not in (0, None):
+            raise
+        return env.pop(RESULT_NAME, None)  # sys.exit(0) ends the program, cleanly
     except BaseExceptionGroup as group:  # noqa: F821 - a return inside except* or a TaskGroup
         returned, rest = group.split(ProgramReturn)
         if returned is not None and rest is None:
