@@ -15,21 +15,23 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .config import Config, default_config_path, load_config
-from .errors import ConfigError
+from ._chain import chain_refusal
+from .config import Config, default_config_path, load_config, resolve_config_path
+from .errors import CodeModeError, ConfigError
+
+STARTS_SERVERS = frozenset({"serve", "run", "tools", "doctor", "demo"})
+"""Commands that start downstream servers: they refuse to run under codemode itself."""
 
 
 def _load(args: argparse.Namespace) -> tuple[Config, str | None]:
-    """The config named by --config, else the default file, else an empty config plus a
-    hint (for the tool description) saying where to put one."""
-    if args.config:
-        return load_config(args.config), None
-    path = default_config_path()
-    if path.exists():
+    """The config named by --config, else $CODEMODE_CONFIG, else the default file, else an
+    empty config plus a hint (for the tool description) saying where to put one."""
+    path = resolve_config_path(args.config)
+    if path is not None:
         return load_config(path), None
     hint = (
-        f"No config file was found at {path}; create it (README: configuration) or start "
-        "codemode with --config FILE."
+        f"No config file was found at {default_config_path()}; create it (README: "
+        "configuration) or start codemode with --config FILE."
     )
     return Config(source="<none>"), hint
 
@@ -52,6 +54,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     logging.getLogger("codemode").info(
         "config: %s (%d servers)", config.source, len(config.enabled_servers)
     )
+    if args.transport == "stdio" and sys.stdin.isatty():
+        print(
+            "codemode serve: waiting for an MCP client on stdin (this is a stdio MCP server: "
+            "add `codemode serve` to your client's config, README: install). To try it by "
+            "hand: `codemode tools` shows what the model sees, `codemode run -c 'CODE'` runs "
+            "a program. Ctrl-C stops it.",
+            file=sys.stderr,
+            flush=True,
+        )
 
     async def main() -> None:
         await serve(Engine(config, hint), args.transport, args.host, args.port)
@@ -157,6 +168,18 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- import ------------------------------------------------------------------------------
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from .importer import run_import
+
+    target = Path(args.config).expanduser() if args.config else default_config_path()
+    if args.replace and not args.write:
+        print("codemode: --replace shows its plan; add --write to do it", file=sys.stderr)
+    return run_import(args.origin, target, args.write, args.replace)
+
+
 # -- doctor / demo -----------------------------------------------------------------------
 
 
@@ -231,6 +254,30 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--force", action="store_true", help="rebuild even if a valid cache exists")
     build.set_defaults(handler=_cmd_build)
 
+    importing = commands.add_parser(
+        "import",
+        help="bring the servers of a client's config into codemode's (a dry run unless --write)",
+    )
+    importing.add_argument(
+        "--from",
+        dest="origin",
+        metavar="CLIENT|FILE",
+        help="claude-desktop, cursor, vscode, claude-code, or a config FILE (default: the "
+        "one client whose config has servers)",
+    )
+    importing.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"codemode's config to write (default: {default_config_path()})",
+    )
+    importing.add_argument("--write", action="store_true", help="write the files (backups first)")
+    importing.add_argument(
+        "--replace",
+        action="store_true",
+        help="also rewrite the client's config to run codemode in place of those servers",
+    )
+    importing.set_defaults(handler=_cmd_import)
+
     doctor = commands.add_parser("doctor", help="check the config, each server and the sandbox")
     doctor.add_argument("--config", metavar="FILE", help=config_help)
     doctor.set_defaults(handler=_cmd_doctor)
@@ -251,9 +298,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(getattr(args, "log_level", "warning"))
+    refusal = chain_refusal() if args.command in STARTS_SERVERS else None
+    if refusal is not None:
+        print(f"codemode: {refusal}", file=sys.stderr, flush=True)
+        return 2
     try:
         return int(args.handler(args))
-    except ConfigError as exc:
+    except CodeModeError as exc:
         print(f"codemode: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

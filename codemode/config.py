@@ -331,6 +331,36 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     return parse_config(parse_json_text(text, str(file)), str(file), file.resolve().parent)
 
 
+_PLACEHOLDER = re.compile(r"\s*(\$\{[^}]*\})?\s*")
+
+
+def _unset(value: str | None) -> bool:
+    """Blank, or a placeholder nobody expanded (an MCP Bundle setting left empty reaches
+    codemode as the literal `${user_config.config_file}`)."""
+    return value is None or bool(_PLACEHOLDER.fullmatch(value))
+
+
+def resolve_config_path(arg: str | None) -> Path | None:
+    """The config file to read: --config, else $CODEMODE_CONFIG, else the default file if
+    it exists (None when there is none). A blank or unexpanded value of either counts as
+    not given; a $CODEMODE_CONFIG that names a missing file is an error."""
+    if not _unset(arg):
+        return Path(str(arg)).expanduser()
+    if arg is not None:
+        log.info("--config %r is empty or an unexpanded placeholder: using the default", arg)
+    named = os.environ.get("CODEMODE_CONFIG")
+    default = config_dir() / "config.json"
+    if not _unset(named):
+        path = Path(str(named)).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"CODEMODE_CONFIG names {path}, which does not exist. Create it, point the "
+                f"variable at your config file, or unset it to use {default}."
+            )
+        return path
+    return default if default.is_file() else None
+
+
 def default_config_path() -> Path:
     """Where `codemode serve` looks without --config: $CODEMODE_CONFIG, else the user config
     dir (e.g. ~/.config/codemode/config.json on Linux)."""

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .config import Config, default_config_path, load_config
+from .config import Config, default_config_path, load_config, resolve_config_path
 from .errors import CodeModeError
 from .wasm_runtime import FunctionSpec, Param, SandboxPool
 
@@ -69,13 +69,17 @@ async def doctor(config_arg: str | None) -> int:
 
 
 def _check_config(report: _Report, config_arg: str | None) -> Config | None:
-    path = config_arg or default_config_path()
-    if config_arg is None and not default_config_path().exists():
+    try:
+        path = resolve_config_path(config_arg)
+    except CodeModeError as exc:
+        report.line("FAIL", "config", str(exc))
+        return None
+    if path is None:
         report.line(
             "warn",
             "config",
-            f"no config file at {path}: `codemode serve` will start "
-            "with no servers. Create it, or pass --config FILE.",
+            f"no config file at {default_config_path()}: `codemode serve` will start "
+            "with no servers. Create it (or `codemode import`), or pass --config FILE.",
         )
         return None
     try:

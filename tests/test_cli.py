@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import jsonschema
 import pytest
-from serve_client import NPM_BIN, demo
+from serve_client import NPM_BIN, demo, no_user_config
 
 import codemode
 from codemode.demo import data
@@ -22,7 +22,9 @@ ROOT = Path(__file__).parent.parent
 
 def codemode_cli(*args: str, config: Path | None = None, timeout: float = 300,
                  stdin: str | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    env = {**os.environ, "CODEMODE_CONFIG": str(config or "/nonexistent/codemode.json")}
+    env = no_user_config(Path(tempfile.mkdtemp(prefix="codemode-cli-")))
+    if config is not None:
+        env["CODEMODE_CONFIG"] = str(config)
     return subprocess.run(
         [sys.executable, "-m", "codemode", *args],
         capture_output=True, text=True, timeout=timeout, env=env, input=stdin,

@@ -14,7 +14,7 @@ import time
 import jsonschema
 import pytest
 from mcp import types
-from serve_client import BIN, NPM_BIN, Serve, children_of, demo, faulty, text_of
+from serve_client import BIN, NPM_BIN, Serve, children_of, demo, faulty, inspector, text_of
 
 from codemode.demo import data
 from codemode.server import OUTPUT_SCHEMA
@@ -220,7 +220,7 @@ async def test_no_config_still_serves_and_says_so(tmp_path):
     async with Serve(None, tmp_path / "bare") as s:
         tool = (await s.session.list_tools()).tools[0]
         assert "No downstream MCP servers are configured" in (tool.description or "")
-        assert "absent.json" in (tool.description or "")  # where to put the config
+        assert "no-user-config/codemode/config.json" in (tool.description or "")  # where it goes
         result = await s.run("import statistics\nstatistics.mean([3, 5, 10])")
         assert not result.is_error and check_structured(result)["result"] == 6
 
@@ -355,9 +355,8 @@ def test_mcp_inspector_cli_lists_and_calls_the_tool(tmp_path):
     """The MCP Inspector (npm), in its CLI mode, as a third-party client."""
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"mcpServers": {"team": demo("team")}}))
-    inspector = str(NPM_BIN / "mcp-inspector")
     env = {**os.environ, "CODEMODE_CONFIG": str(config)}
-    base = [inspector, "--cli", "-e", f"CODEMODE_CONFIG={config}", sys.executable, "-m",
+    base = [*inspector(), "--cli", "-e", f"CODEMODE_CONFIG={config}", sys.executable, "-m",
             "codemode", "serve"]  # fmt: skip
     listed = subprocess.run([*base, "--method", "tools/list"], capture_output=True, text=True,
                             timeout=120, env=env)  # fmt: skip

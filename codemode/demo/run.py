@@ -54,6 +54,13 @@ async def _codemode_runs(config_path: Path) -> dict[str, ProgramRun]:
 async def _plain_runs(config_path: Path) -> dict[str, dict[str, PlainAgent]]:
     """Each workflow as plain tool calling, one call at a time and with parallel calls."""
     runs: dict[str, dict[str, PlainAgent]] = {}
+    _say(
+        "\n## The baseline: the same tool calls, made the way plain tool calling makes them\n"
+        "\nConnecting to the demo servers directly (no codemode in between), then running "
+        "each workflow round by round, once one call at a time and once with each round's "
+        "calls in parallel, and counting what every result would add to the model's "
+        "context..."
+    )
     async with plain_connections(config_path) as connections:
         for wf in WORKFLOWS:
             runs[wf.key] = {}
@@ -61,6 +68,9 @@ async def _plain_runs(config_path: Path) -> dict[str, dict[str, PlainAgent]]:
                 agent = PlainAgent(connections, parallel=parallel)
                 await wf.plain(agent)
                 runs[wf.key][mode] = agent
+            calls = runs[wf.key]["parallel"].tool_calls
+            seconds = runs[wf.key]["sequential"].tool_ms / 1000
+            _say(f"- {wf.title}: {calls} tool calls ({seconds:.1f} s one at a time)")
     return runs
 
 

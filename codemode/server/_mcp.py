@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
+import socket
 from typing import Any
 
 import mcp_types as types
@@ -21,6 +23,7 @@ from mcp.server.session import ServerSession
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
 
 from .. import __version__
+from ..errors import ServeError
 from ..wasm_runtime import ExecutionError, ExecutionResult
 from . import _results
 from ._description import TOOL_NAME
@@ -201,12 +204,43 @@ class CodeModeServer:
     async def serve_http(self, host: str, port: int) -> None:
         import uvicorn
 
+        # Bound here, before anything starts or is announced: a taken port is an error at
+        # once (uvicorn would log it and leave the process hanging).
+        sock = bind_tcp(host, port)
         app = self.server.streamable_http_app(host=host)
         self.engine.start()
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(app, log_level="warning", lifespan="on")
         server = uvicorn.Server(config)
-        log.info("codemode serving MCP on http://%s:%d/mcp", host, port)
-        await server.serve()
+        bound = sock.getsockname()
+        log.info("codemode serving MCP on http://%s:%d/mcp", host, bound[1])
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            sock.close()
+
+
+def bind_tcp(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, or ServeError naming the address and the fix."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ServeError(f"cannot serve on {host!r}: {exc.strerror}. Pass --host.") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        taken = exc.errno == errno.EADDRINUSE
+        why = "is already in use" if taken else f"cannot be bound ({exc.strerror})"
+        raise ServeError(
+            f"port {port} on {host} {why}: stop what holds it, or pass --port with another "
+            "number (--port 0 picks a free one)."
+        ) from None
+    sock.setblocking(False)
+    return sock
 
 
 def _to_call_result(result: ExecutionResult) -> types.CallToolResult:

@@ -23,6 +23,7 @@ import runpy
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -156,24 +157,22 @@ def _build_into(folder: Path, key: str, report: Progress) -> None:
     staging = folder.with_name(folder.name + f".tmp{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    report("building the sandbox (CPython -> WebAssembly component, ~15 s, once per version)")
+    report(
+        "building the sandbox (CPython -> WebAssembly -> native code; ~15-20 s, once per version)"
+    )
     cmd = [sys.executable, "-m", "codemode.wasm_runtime._build", str(staging)]
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
-    proc = subprocess.run(
-        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
-    )
-    if proc.returncode != 0:
+    env["PYTHONUNBUFFERED"] = "1"  # its progress lines arrive as they are printed
+    returncode, output = _run_reporting(cmd, env, report)
+    if returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
-        tail = proc.stdout.decode(errors="replace").strip().splitlines()[-25:]
+        tail = output[-25:]
         raise SandboxBuildError(
             "building the sandbox failed (exit code %d):\n%s\n"
             "Check that componentize-py and wasmtime are installed at the pinned versions "
-            "(pip install -e .), then run `codemode build`." % (proc.returncode, "\n".join(tail))
+            "(pip install -e .), then run `codemode build`." % (returncode, "\n".join(tail))
         )
-    for line in proc.stdout.decode(errors="replace").splitlines():
-        if line.startswith("progress: "):
-            report(line.removeprefix("progress: "))
     compiled = staging / COMPILED_NAME
     meta = {
         "key": key,
@@ -185,6 +184,50 @@ def _build_into(folder: Path, key: str, report: Progress) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(staging, folder)
     report(f"sandbox ready: {folder}")
+
+
+BUILD_TICK_S = 5.0
+"""While a build step runs, its elapsed time is reported this often."""
+
+
+def _run_reporting(cmd: list[str], env: dict[str, str], report: Progress) -> tuple[int, list[str]]:
+    """Run the build child; report each step as it starts and, while one runs, its
+    elapsed seconds every BUILD_TICK_S. Returns the exit code and the child's output."""
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=env, text=True, errors="replace",
+    )  # fmt: skip
+    step = {"name": "starting", "since": time.monotonic()}
+    done = threading.Event()
+
+    def tick() -> None:
+        while not done.wait(BUILD_TICK_S):
+            elapsed = time.monotonic() - step["since"]
+            if elapsed >= 1:
+                report(f"  ... {step['name'].split(':')[0]}: {elapsed:.0f} s")
+
+    ticker = threading.Thread(target=tick, name="build-progress", daemon=True)
+    ticker.start()
+    output: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            output.append(line)
+            if line.startswith("step: "):
+                step.update(name=line.removeprefix("step: "), since=time.monotonic())
+                report(step["name"])
+            elif line.startswith("progress: "):
+                report(line.removeprefix("progress: "))
+        proc.wait()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        done.set()
+        ticker.join()
+    return proc.returncode, output
 
 
 def _child_build(staging: Path) -> None:
@@ -211,6 +254,7 @@ def _child_build(staging: Path) -> None:
         "--output", str(component),
     ]  # fmt: skip
     sys.argv = argv
+    print("step: componentize: CPython and the guest into a WebAssembly component", flush=True)
     cwd = os.getcwd()
     os.chdir(staging)  # componentize-py may write scratch files in the working directory
     try:
@@ -227,6 +271,7 @@ def _child_build(staging: Path) -> None:
 
     from ._engine import make_engine
 
+    print("step: compile: the component to native code (wasmtime, Cranelift)", flush=True)
     engine = make_engine()
     compiled = wc.Component.from_file(engine, str(component)).serialize()
     (staging / COMPILED_NAME).write_bytes(bytes(compiled))

@@ -5,7 +5,8 @@
 Tools: echo, slow(ms), hang(), crash() (exits mid-call), error(message), big(mb),
 add_tool() (adds a tool and sends tools/list_changed), mixed() (text + image),
 pid() (its process id, to tell restarts apart), weird-name (a hyphenated tool),
-peek() (the one tool marked readOnlyHint).
+getenv(name), peek() (the one tool marked readOnlyHint). --http-port / --sse-port
+serve over HTTP instead of stdio.
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ server = MCPServer("faulty")
 async def echo(value: str, times: int = 1) -> str:
     """Return value repeated `times` times."""
     return value * times
+
+
+@server.tool()
+async def getenv(name: str) -> str | None:
+    """The value of an environment variable of this server's process (None if unset)."""
+    return os.environ.get(name)
 
 
 @server.tool(annotations=ToolAnnotations(read_only_hint=True))
@@ -110,9 +117,13 @@ def main() -> None:
     parser.add_argument("--exit-at-start", action="store_true")
     parser.add_argument("--garbage-at-start", action="store_true")
     parser.add_argument("--http-port", type=int, help="serve streamable HTTP on 127.0.0.1")
+    parser.add_argument("--sse-port", type=int, help="serve the SSE transport on 127.0.0.1")
     args = parser.parse_args()
     if args.http_port:
         server.run("streamable-http", host="127.0.0.1", port=args.http_port)
+        return
+    if args.sse_port:
+        server.run("sse", host="127.0.0.1", port=args.sse_port)
         return
     if args.exit_at_start:
         sys.stderr.write("faulty: missing API key FAULTY_TOKEN, exiting\n")

@@ -121,18 +121,29 @@ class Calls:
 
 
 async def _tool_call(key: int, fn, args: dict, positional: int):
+    # Kept small: 100,000 of these may be pending at once, each with its frame.
     Calls.pending.pop(key, None)
-    path = fn.path
     try:
         value = await bridge.call(fn.target, args)
     except ToolError as exc:
         if positional:
-            bound = ", ".join(f"{n}={args[n]!r}" for n in fn.params[:positional] if n in args)
-            exc._cm_hint = (
-                f"the positional arguments went to {bound} ({fn.signature.split(' -> ')[0]}); "
-                "if that is not what you meant, pass them by keyword"
-            )
+            _bound_hint(exc, fn, args, positional)
         raise
+    if fn.path not in Calls.seen or (type(value) is list and not value):
+        _remember(fn.path, value, args)
+    return value
+
+
+def _bound_hint(exc: ToolError, fn, args: dict, positional: int) -> None:
+    bound = ", ".join(f"{n}={args[n]!r}" for n in fn.params[:positional] if n in args)
+    exc._cm_hint = (
+        f"the positional arguments went to {bound} ({fn.signature.split(' -> ')[0]}); "
+        "if that is not what you meant, pass them by keyword"
+    )
+
+
+def _remember(path: str, value, args: dict) -> None:
+    """What a tool's first result looked like (and a call that returned []), for hints."""
     if path not in Calls.seen:
         Calls.seen[path] = _looks(value)
         text = value if type(value) is str else _only_text(value)
@@ -140,7 +151,6 @@ async def _tool_call(key: int, fn, args: dict, positional: int):
             Calls.texts[path] = text[:160]
     if isinstance(value, list) and not value and path not in Calls.empty:
         Calls.empty[path] = args
-    return value
 
 
 def _only_text(value) -> str | None:

@@ -141,6 +141,12 @@ def load_json(text: str):
     return json_loads(text, object_hook=AttrDict)
 
 
+BATCH_MAX = 1024
+"""Calls sent in one crossing; the rest go in the next ones. The host runs at most
+`max_concurrent_calls` at once anyway, and a program that queues 100,000 calls must not
+need one 6 MB string (and its copy) to say so."""
+
+
 class Bridge:
     """Tool calls queued by tasks, and the futures of calls the host is running."""
 
@@ -165,7 +171,7 @@ class Bridge:
     def _take_batch(self) -> str:
         if not self.queued:
             return ""
-        batch, self.queued = self.queued, []
+        batch, self.queued = self.queued[:BATCH_MAX], self.queued[BATCH_MAX:]
         try:
             # ASCII: a lone surrogate in an argument reaches the host escaped, where
             # raw it could not cross as a component-model string.
