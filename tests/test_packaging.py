@@ -1,0 +1,40 @@
+"""The install the README describes: a wheel built from this tree, installed into a fresh
+virtual environment, runs the demo. A file missing from the package fails here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_the_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path):
+    dist = tmp_path / "dist"
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    (wheel,) = dist.glob("codemode-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    guest = ROOT / "codemode" / "wasm_runtime" / "guest"
+    for source in [*guest.glob("*.py"), *guest.glob("wit/*.wit")]:
+        assert source.relative_to(ROOT).as_posix() in names  # the sandbox's own sources
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    installed = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", str(wheel)],
+        capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    demo = subprocess.run(
+        [str(venv / "bin" / "codemode"), "demo", "--latency-ms", "5"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    assert "Team members over their Q3 budget" in demo.stdout
+    assert "The baseline: the same tool calls" in demo.stdout
