@@ -104,15 +104,21 @@ async def brief_case(tmp: Path, latency: float, repeat: int) -> list[dict[str, A
     for wf in WORKFLOWS:
         seq = await plain(config, wf.plain, parallel=False)
         par = await plain(config, wf.plain, parallel=True)
-        rows.append({
-            "workflow": wf.key, "title": wf.title, "latency_ms": latency,
-            "tool_calls": par.tool_calls,
-            "model_calls_plain": par.model_calls, "model_calls_codemode": 2,
-            "context_bytes_plain": par.context_bytes,
-            "context_bytes_codemode": cm[wf.key]["context_bytes"],
-            "wall_ms_plain_sequential": seq.tool_ms, "wall_ms_plain_parallel": par.tool_ms,
-            "wall_ms_codemode": cm[wf.key]["wall_ms"],
-        })  # fmt: skip
+        rows.append(
+            {
+                "workflow": wf.key,
+                "title": wf.title,
+                "latency_ms": latency,
+                "tool_calls": par.tool_calls,
+                "model_calls_plain": par.model_calls,
+                "model_calls_codemode": 2,
+                "context_bytes_plain": par.context_bytes,
+                "context_bytes_codemode": cm[wf.key]["context_bytes"],
+                "wall_ms_plain_sequential": seq.tool_ms,
+                "wall_ms_plain_parallel": par.tool_ms,
+                "wall_ms_codemode": cm[wf.key]["wall_ms"],
+            }
+        )
         log(f"brief {wf.key} @ {latency:g} ms: done")
     return rows
 
@@ -120,8 +126,9 @@ async def brief_case(tmp: Path, latency: float, repeat: int) -> list[dict[str, A
 async def scaling_case(tmp: Path, size: int, latency: float, repeat: int) -> dict[str, Any]:
     """The expense workflow at `size` members: the brief's program and a summary one."""
     config = write_config(tmp / f"scale-{size}-{latency:g}.json", latency, size, timeout_s=600)
-    cm = await codemode_runs(config, {"brief": EXPENSES, "summary": SUMMARY},
-                             repeat if size <= 1000 else 1)  # fmt: skip
+    cm = await codemode_runs(
+        config, {"brief": EXPENSES, "summary": SUMMARY}, repeat if size <= 1000 else 1
+    )
     par = await plain(config, plain_expenses, parallel=True)
     calls = par.tool_calls
     seq_ms = None
@@ -129,16 +136,20 @@ async def scaling_case(tmp: Path, size: int, latency: float, repeat: int) -> dic
         seq_ms = (await plain(config, plain_expenses, parallel=False)).tool_ms
     log(f"scaling {size} @ {latency:g} ms: done")
     return {
-        "team_size": size, "latency_ms": latency, "tool_calls": calls,
-        "model_calls_plain": par.model_calls, "model_calls_codemode": 2,
+        "team_size": size,
+        "latency_ms": latency,
+        "tool_calls": calls,
+        "model_calls_plain": par.model_calls,
+        "model_calls_codemode": 2,
         "context_bytes_plain": par.context_bytes,
         "context_bytes_codemode": cm["brief"]["context_bytes"],
         "context_bytes_codemode_summary": cm["summary"]["context_bytes"],
         "bytes_returned": cm["brief"]["bytes_returned"],
         "bytes_returned_summary": cm["summary"]["bytes_returned"],
-        "wall_ms_plain_sequential": seq_ms, "wall_ms_plain_parallel": par.tool_ms,
+        "wall_ms_plain_sequential": seq_ms,
+        "wall_ms_plain_parallel": par.tool_ms,
         "wall_ms_codemode": cm["brief"]["wall_ms"],
-    }  # fmt: skip
+    }
 
 
 def ms(value: float | None) -> str:
@@ -192,13 +203,17 @@ def plot(scaling: list[dict[str, Any]], path: Path) -> bool:
     except ImportError:
         log("matplotlib is not installed (pip install -e '.[bench]'): no plot")
         return False
-    rows = sorted((r for r in scaling if r["latency_ms"] == scaling[0]["latency_ms"]),
-                  key=lambda r: r["team_size"])  # fmt: skip
+    rows = sorted(
+        (r for r in scaling if r["latency_ms"] == scaling[0]["latency_ms"]),
+        key=lambda r: r["team_size"],
+    )
     sizes = [r["team_size"] for r in rows]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for key, label in (("context_bytes_plain", "plain tool calling (every tool result)"),
-                       ("context_bytes_codemode", "codemode, the brief's program (names)"),
-                       ("context_bytes_codemode_summary", "codemode, a summary program")):  # fmt: skip
+    for key, label in (
+        ("context_bytes_plain", "plain tool calling (every tool result)"),
+        ("context_bytes_codemode", "codemode, the brief's program (names)"),
+        ("context_bytes_codemode_summary", "codemode, a summary program"),
+    ):
         ax.plot(sizes, [r[key] for r in rows], marker="o", label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -217,13 +232,15 @@ async def main(sizes: list[int], latencies: list[float], repeat: int) -> dict[st
     RESULTS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="codemode-brief-") as tmp:
         brief = [row for lat in latencies for row in await brief_case(Path(tmp), lat, repeat)]
-        scaling = [await scaling_case(Path(tmp), size, lat, repeat)
-                   for lat in latencies for size in sizes]  # fmt: skip
+        scaling = [
+            await scaling_case(Path(tmp), size, lat, repeat) for lat in latencies for size in sizes
+        ]
     text = render(brief, scaling)
     print(text)
     (RESULTS / "brief.md").write_text(text)
-    (RESULTS / "brief.json").write_text(json.dumps({"brief": brief, "scaling": scaling},
-                                                   indent=2) + "\n")  # fmt: skip
+    (RESULTS / "brief.json").write_text(
+        json.dumps({"brief": brief, "scaling": scaling}, indent=2) + "\n"
+    )
     plot(scaling, RESULTS / "brief_context.png")
 
     def pick(rows: list[dict[str, Any]], **match: Any) -> dict[str, Any] | None:
@@ -259,6 +276,11 @@ if __name__ == "__main__":
     parser.add_argument("--latencies", default="0,50", help="per-call tool latency, ms")
     parser.add_argument("--repeat", type=int, default=3, help="codemode runs per program")
     args = parser.parse_args()
-    figures = asyncio.run(main([int(s) for s in args.sizes.split(",")],
-                               [float(x) for x in args.latencies.split(",")], args.repeat))  # fmt: skip
+    figures = asyncio.run(
+        main(
+            [int(s) for s in args.sizes.split(",")],
+            [float(x) for x in args.latencies.split(",")],
+            args.repeat,
+        )
+    )
     print(json.dumps(figures))

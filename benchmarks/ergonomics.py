@@ -786,14 +786,21 @@ def make_fixtures(tmp: Path) -> tuple[Path, Path]:
     (root / "notes.txt").write_text(NOTES)
     (root / "budget.csv").write_text(BUDGET_CSV)
     repo.mkdir()
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
-           "GIT_AUTHOR_NAME": "Ergo", "GIT_AUTHOR_EMAIL": "ergo@example.com",
-           "GIT_COMMITTER_NAME": "Ergo", "GIT_COMMITTER_EMAIL": "ergo@example.com"}  # fmt: skip
+    env = {
+        **os.environ,
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "Ergo",
+        "GIT_AUTHOR_EMAIL": "ergo@example.com",
+        "GIT_COMMITTER_NAME": "Ergo",
+        "GIT_COMMITTER_EMAIL": "ergo@example.com",
+    }
 
     def git(*args: str, date: str = "") -> None:
         extra = {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date} if date else {}
-        subprocess.run(["git", *args], cwd=repo, env={**env, **extra}, check=True,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            ["git", *args], cwd=repo, env={**env, **extra}, check=True, capture_output=True
+        )
 
     git("init", "-q", "-b", "main")
     for day, (message, files) in enumerate(COMMITS, 1):
@@ -811,14 +818,27 @@ def write_config(path: Path, root: Path, repo: Path) -> Path:
     def demo(which: str) -> dict[str, Any]:
         return {"command": sys.executable, "args": ["-m", "codemode.demo.servers", which]}
 
-    path.write_text(json.dumps({"mcpServers": {
-        "team": demo("team"),
-        "leads": demo("leads"),
-        "jobs": demo("jobs"),
-        "time": {"command": str(bin_dir / "mcp-server-time"), "args": ["--local-timezone", "UTC"]},
-        "git": {"command": str(bin_dir / "mcp-server-git"), "args": ["--repository", str(repo)]},
-        "fs": {"command": str(NPM_BIN / "mcp-server-filesystem"), "args": [str(root)]},
-    }}, indent=2))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "team": demo("team"),
+                    "leads": demo("leads"),
+                    "jobs": demo("jobs"),
+                    "time": {
+                        "command": str(bin_dir / "mcp-server-time"),
+                        "args": ["--local-timezone", "UTC"],
+                    },
+                    "git": {
+                        "command": str(bin_dir / "mcp-server-git"),
+                        "args": ["--repository", str(repo)],
+                    },
+                    "fs": {"command": str(NPM_BIN / "mcp-server-filesystem"), "args": [str(root)]},
+                }
+            },
+            indent=2,
+        )
+    )
     return path
 
 
@@ -864,8 +884,11 @@ def what_the_model_reads(result: types.CallToolResult) -> str:
 def without_echo(text: str, code: str) -> str:
     """The lines of `text` that are not the submitted code quoted back (nor ^~~ markers)."""
     own = {line.strip() for line in code.splitlines() if line.strip()}
-    return "\n".join(line for line in text.splitlines()
-                     if line.strip() not in own and set(line.strip()) - set("^~ "))  # fmt: skip
+    return "\n".join(
+        line
+        for line in text.splitlines()
+        if line.strip() not in own and set(line.strip()) - set("^~ ")
+    )
 
 
 def mentions(text: str, token: Token) -> bool:
@@ -898,8 +921,10 @@ def judged(case: Case, result: types.CallToolResult, code: str, places: dict[str
         ok = False
     read = what_the_model_reads(result)
     fresh = without_echo(read, code)
-    fix = [substitute(t, places) if isinstance(t, str) else tuple(substitute(a, places) for a in t)
-           for t in case.fix]  # fmt: skip
+    fix = [
+        substitute(t, places) if isinstance(t, str) else tuple(substitute(a, places) for a in t)
+        for t in case.fix
+    ]
     verdict = "works" if ok else "names_fix" if all(mentions(fresh, t) for t in fix) else "bare"
     error = structured.get("error") or {}
     hint = error.get("hint") or structured.get("hint")
@@ -977,8 +1002,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-k", default="", help="only cases whose id or family contains this")
     parser.add_argument("-v", action="store_true", help="print what the model read, on stderr")
-    parser.add_argument("--set", choices=["first", "second", "third", "all"], default="all",
-                        help="which list of cases (default: all three)")  # fmt: skip
+    parser.add_argument(
+        "--set",
+        choices=["first", "second", "third", "all"],
+        default="all",
+        help="which list of cases (default: all three)",
+    )
     args = parser.parse_args()
     # The lists import this file as `ergonomics`: run that module's copy, which their
     # fixtures hook into, rather than this __main__ one.

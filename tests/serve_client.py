@@ -35,6 +35,8 @@ def node_22() -> str:
 def inspector() -> list[str]:
     """The MCP Inspector's CLI, run on Node >= 22 (its declared engine)."""
     return [node_22(), str((NPM_BIN / "mcp-inspector").resolve())]
+
+
 BIN = Path(sys.executable).parent
 
 
@@ -56,16 +58,22 @@ def faulty(*flags: str) -> dict[str, Any]:
 
 
 def children_of(pid: int, marker: str) -> list[int]:
-    out = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(pid)],
-                         capture_output=True, text=True)  # fmt: skip
+    out = subprocess.run(
+        ["ps", "-ww", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True
+    )
     return [int(line.split()[0]) for line in out.stdout.splitlines() if marker in line]
 
 
 class Serve:
     """`codemode serve --config <file>` plus a client session to it."""
 
-    def __init__(self, config: dict[str, Any] | None, workdir: Path, *args: str,
-                 env: dict[str, str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: dict[str, Any] | None,
+        workdir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / "config.json"

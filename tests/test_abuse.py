@@ -47,9 +47,19 @@ def limit(name: str) -> Check:
 
 
 NO_FILE = ("FileNotFoundError", "PermissionError", "OSError", "NotADirectoryError")
-NO_NET = ("OSError", "ConnectionRefusedError", "PermissionError", "ModuleNotFoundError",
-          "ImportError", "AttributeError", "URLError", "NotImplementedError", "gaierror",
-          "TimeoutError", "RuntimeError")
+NO_NET = (
+    "OSError",
+    "ConnectionRefusedError",
+    "PermissionError",
+    "ModuleNotFoundError",
+    "ImportError",
+    "AttributeError",
+    "URLError",
+    "NotImplementedError",
+    "gaierror",
+    "TimeoutError",
+    "RuntimeError",
+)
 NO_MODULE = ("ModuleNotFoundError", "ImportError")
 
 CASES: list[tuple[str, str, Check]] = [
@@ -60,22 +70,38 @@ CASES: list[tuple[str, str, Check]] = [
     ("root listing", "import os\nos.listdir('/')", fails(*NO_FILE)),
     ("proc environ", "open('/proc/self/environ', 'rb').read()", fails(*NO_FILE)),
     ("write a file", "open('/tmp/codemode-abuse-escape', 'w').write('x')", fails(*NO_FILE)),
-    ("os.open create", "import os\nos.open('/tmp/codemode-abuse-escape', os.O_CREAT | os.O_WRONLY)",
-     fails(*NO_FILE)),
+    (
+        "os.open create",
+        "import os\nos.open('/tmp/codemode-abuse-escape', os.O_CREAT | os.O_WRONLY)",
+        fails(*NO_FILE),
+    ),
     ("relative path", "open('../../etc/passwd').read()", fails(*NO_FILE)),
     # -- environment of the server process
     ("env var", "import os\nos.environ.get('CODEMODE_ABUSE_SECRET')", returns(None)),
     ("whole env", "import os\ndict(os.environ)", returns({})),
     ("getenv", "import os\n[os.getenv('HOME'), os.getenv('PATH')]", returns([None, None])),
     # -- network: a listener the test opened on 127.0.0.1
-    ("socket connect", "import socket\nsocket.create_connection(('127.0.0.1', {port}), 1)",
-     fails(*NO_NET)),
-    ("raw socket", "import socket\ns = socket.socket()\ns.connect(('127.0.0.1', {port}))",
-     fails(*NO_NET)),
-    ("urllib", "import urllib.request\nurllib.request.urlopen('http://127.0.0.1:{port}/')",
-     fails(*NO_NET)),
-    ("http.client", "import http.client\nc = http.client.HTTPConnection('127.0.0.1', {port})\n"
-     "c.request('GET', '/')", fails(*NO_NET)),
+    (
+        "socket connect",
+        "import socket\nsocket.create_connection(('127.0.0.1', {port}), 1)",
+        fails(*NO_NET),
+    ),
+    (
+        "raw socket",
+        "import socket\ns = socket.socket()\ns.connect(('127.0.0.1', {port}))",
+        fails(*NO_NET),
+    ),
+    (
+        "urllib",
+        "import urllib.request\nurllib.request.urlopen('http://127.0.0.1:{port}/')",
+        fails(*NO_NET),
+    ),
+    (
+        "http.client",
+        "import http.client\nc = http.client.HTTPConnection('127.0.0.1', {port})\n"
+        "c.request('GET', '/')",
+        fails(*NO_NET),
+    ),
     ("asyncio connect", "await asyncio.open_connection('127.0.0.1', {port})", fails(*NO_NET)),
     ("dns", "import socket\nsocket.getaddrinfo('localhost', 80)", fails(*NO_NET)),
     # -- processes and threads
@@ -84,8 +110,11 @@ CASES: list[tuple[str, str, Check]] = [
     ("fork", "import os\nos.fork()", fails()),
     ("execv", "import os\nos.execv('/bin/sh', ['sh'])", fails()),
     ("thread", "import threading\nt = threading.Thread(target=print)\nt.start()", fails()),
-    ("multiprocessing", "import multiprocessing\nmultiprocessing.Process(target=print).start()",
-     fails()),
+    (
+        "multiprocessing",
+        "import multiprocessing\nmultiprocessing.Process(target=print).start()",
+        fails(),
+    ),
     ("kill parent", "import os\nos.kill(os.getppid(), 9)", fails()),
     # -- native code
     ("ctypes", "import ctypes\nctypes.CDLL(None)", fails(*NO_MODULE)),
@@ -94,48 +123,92 @@ CASES: list[tuple[str, str, Check]] = [
     ("sqlite3", "import sqlite3", fails(*NO_MODULE)),
     # -- import machinery
     ("__import__ os.system", "__import__('os').system('id')", fails()),
-    ("importlib subprocess", "import importlib\nimportlib.import_module('subprocess').run(['id'])",
-     fails()),
-    ("poison sys.modules", "import sys\nsys.modules['json'] = None\nsys.modules['asyncio'] = None\n"
-     "'poisoned'", returns("poisoned")),
-    ("poison builtins", "import builtins\nbuiltins.len = None\nbuiltins.leak = 'x'\n'poisoned'",
-     returns("poisoned")),
-    ("after poisoning", "import builtins, json\n[len('ab'), hasattr(builtins, 'leak'), "
-     "json.dumps(1)]", returns([2, False, "1"])),
+    (
+        "importlib subprocess",
+        "import importlib\nimportlib.import_module('subprocess').run(['id'])",
+        fails(),
+    ),
+    (
+        "poison sys.modules",
+        "import sys\nsys.modules['json'] = None\nsys.modules['asyncio'] = None\n'poisoned'",
+        returns("poisoned"),
+    ),
+    (
+        "poison builtins",
+        "import builtins\nbuiltins.len = None\nbuiltins.leak = 'x'\n'poisoned'",
+        returns("poisoned"),
+    ),
+    (
+        "after poisoning",
+        "import builtins, json\n[len('ab'), hasattr(builtins, 'leak'), json.dumps(1)]",
+        returns([2, False, "1"]),
+    ),
     # -- introspection
-    ("frames", "import sys\nf = sys._getframe()\nn = 0\nwhile f:\n    n += 1\n"
-     "    f = f.f_back\nn < 50", contained),
-    ("gc objects", "import gc\n[str(o)[:200] for o in gc.get_objects() if isinstance(o, str) "
-     "and 'hunter2' in o]", contained),
+    (
+        "frames",
+        "import sys\nf = sys._getframe()\nn = 0\nwhile f:\n    n += 1\n    f = f.f_back\nn < 50",
+        contained,
+    ),
+    (
+        "gc objects",
+        "import gc\n[str(o)[:200] for o in gc.get_objects() if isinstance(o, str) "
+        "and 'hunter2' in o]",
+        contained,
+    ),
     ("inspect stack", "import inspect\n[f.filename for f in inspect.stack()]", contained),
     ("globals", "sorted(k for k in globals() if not k.startswith('__'))", contained),
     # -- the bridge
-    ("malformed host calls", "from wit_world.imports import host\n"
-     "[host.wait(b, 0) for b in ['not json', '[{{\"id\": 1}}]', '[' * 50000, '[]']]",
-     lambda out: out["error"] is None and len(out["result"]) == 4),
+    (
+        "malformed host calls",
+        "from wit_world.imports import host\n"
+        "[host.wait(b, 0) for b in ['not json', '[{{\"id\": 1}}]', '[' * 50000, '[]']]",
+        lambda out: out["error"] is None and len(out["result"]) == 4,
+    ),
     ("unknown tool", "await call_tool('f', 'no_such_tool')", fails("ToolError")),
     ("unknown server", "await call_tool('nowhere', 'x')", fails("ToolError")),
     ("unknown function", "await f.no_such_tool()", fails("CheckError")),
-    ("unknown function, dynamic", "name = 'no_such_tool'\nawait getattr(f, name)()",
-     fails("ToolError", "AttributeError")),
-    ("100k calls", "await asyncio.gather(*[f.echo(value='x') for _ in range(100_000)],"
-     " return_exceptions=True)\n'done'", lambda out: out["stats"]["tool_calls"] >= 1000),
-    ("lone surrogate argument", "p = await f.pid()\ntry:\n    await f.echo(value='\\ud800')\n"
-     "except ToolError as e:\n    m = e.message\n[m, p == await f.pid()]",
-     lambda out: out["error"] is None and "lone surrogate" in out["result"][0]
-     and out["result"][1] is True),
+    (
+        "unknown function, dynamic",
+        "name = 'no_such_tool'\nawait getattr(f, name)()",
+        fails("ToolError", "AttributeError"),
+    ),
+    (
+        "100k calls",
+        "await asyncio.gather(*[f.echo(value='x') for _ in range(100_000)],"
+        " return_exceptions=True)\n'done'",
+        lambda out: out["stats"]["tool_calls"] >= 1000,
+    ),
+    (
+        "lone surrogate argument",
+        "p = await f.pid()\ntry:\n    await f.echo(value='\\ud800')\n"
+        "except ToolError as e:\n    m = e.message\n[m, p == await f.pid()]",
+        lambda out: (
+            out["error"] is None
+            and "lone surrogate" in out["result"][0]
+            and out["result"][1] is True
+        ),
+    ),
     ("lone surrogate result", "'\\udfff' + 'ok'", returns("\ufffdok")),
-    ("50 MB argument", "r = await f.echo(value='x' * 50_000_000)\nlen(r)",
-     lambda out: out["error"] is None or out["error"]["type"] in ("ToolError", "MemoryError")),
+    (
+        "50 MB argument",
+        "r = await f.echo(value='x' * 50_000_000)\nlen(r)",
+        lambda out: out["error"] is None or out["error"]["type"] in ("ToolError", "MemoryError"),
+    ),
     # -- resources
     ("cpu loop", "while True:\n    pass", limit("timeout_s")),
     ("sleep forever", "import time\ntime.sleep(10**6)", limit("timeout_s")),
     ("memory bomb", "x = []\nwhile True:\n    x.append(bytearray(10**7))", limit("memory_mb")),
     ("deep recursion", "def f(n):\n    return f(n + 1)\nf(0)", fails("RecursionError")),
-    ("print flood", "chunk = 'x' * 1_000_000\nfor _ in range(200):\n    print(chunk)",
-     lambda out: "stdout truncated" in out["stdout"] or out["error"] is not None),
-    ("100k pending tasks", "ts = [asyncio.create_task(asyncio.sleep(1000)) for _ in range(100_000)]"
-     "\nlen(ts)", lambda out: out["result"] == 100_000 or out["error"] is not None),
+    (
+        "print flood",
+        "chunk = 'x' * 1_000_000\nfor _ in range(200):\n    print(chunk)",
+        lambda out: "stdout truncated" in out["stdout"] or out["error"] is not None,
+    ),
+    (
+        "100k pending tasks",
+        "ts = [asyncio.create_task(asyncio.sleep(1000)) for _ in range(100_000)]\nlen(ts)",
+        lambda out: out["result"] == 100_000 or out["error"] is not None,
+    ),
     ("huge result", "'x' * 10_000_000", lambda out: "result truncated" in str(out["result"])),
     ("sys.exit", "import sys\nsys.exit(3)", fails()),
     ("os._exit", "import os\nos._exit(1)", fails()),
@@ -169,8 +242,10 @@ def listener():
 @pytest.fixture(scope="module")
 async def serve(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("abuse")
-    config = {"mcpServers": {"f": faulty()},
-              "codemode": {"limits": {"timeout_s": 4, "memory_mb": 128}, "workers": 2}}
+    config = {
+        "mcpServers": {"f": faulty()},
+        "codemode": {"limits": {"timeout_s": 4, "memory_mb": 128}, "workers": 2},
+    }
     async with Serve(config, tmp / "serve", env={"CODEMODE_ABUSE_SECRET": SECRET}) as s:
         await s.run("return 1")
         s.baseline = proc_stats(s.pid)  # type: ignore[attr-defined]
@@ -183,8 +258,7 @@ def test_there_are_at_least_40_cases():
 
 
 @pytest.mark.parametrize("name,code,check", CASES, ids=[c[0] for c in CASES])
-async def test_abuse_is_contained_and_the_next_execution_works(serve, listener, name, code,
-                                                                check):
+async def test_abuse_is_contained_and_the_next_execution_works(serve, listener, name, code, check):
     port, _ = listener
     source = code.format(config=str(serve.config_path), port=port)
     started = time.monotonic()

@@ -20,16 +20,21 @@ from codemode.demo import data
 ROOT = Path(__file__).parent.parent
 
 
-def codemode_cli(*args: str, config: Path | None = None, timeout: float = 300,
-                 stdin: str | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def codemode_cli(
+    *args: str, config: Path | None = None, timeout: float = 300, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = no_user_config(Path(tempfile.mkdtemp(prefix="codemode-cli-")))
     if config is not None:
         env["CODEMODE_CONFIG"] = str(config)
     return subprocess.run(
         [sys.executable, "-m", "codemode", *args],
-        capture_output=True, text=True, timeout=timeout, env=env, input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        input=stdin,
         stdin=None if stdin is not None else subprocess.DEVNULL,
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture(scope="module")
@@ -109,41 +114,68 @@ def test_doctor_gives_a_verdict_per_item(config_file, tmp_path):
     assert any(re.match(r"ok\s+sandbox run\s+self-test passed", line) for line in lines)
     assert "verdict: all good" in out.stdout
     broken = tmp_path / "broken.json"
-    broken.write_text(json.dumps({"mcpServers": {"team": demo("team"),
-                                                 "bad": {"command": sys.executable,
-                                                         "args": ["-c", "import sys; sys.exit(3)"]}}}))  # fmt: skip
+    broken.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "team": demo("team"),
+                    "bad": {"command": sys.executable, "args": ["-c", "import sys; sys.exit(3)"]},
+                }
+            }
+        )
+    )
     out = codemode_cli("doctor", "--config", str(broken))
     assert out.returncode == 1
-    assert re.search(r"FAIL\s+server bad", out.stdout) and "verdict: 1 problem(s): server bad" in out.stdout
+    assert (
+        re.search(r"FAIL\s+server bad", out.stdout)
+        and "verdict: 1 problem(s): server bad" in out.stdout
+    )
 
 
 def test_demo_runs_the_brief_and_prints_the_comparison(tmp_path):
     summary_path = tmp_path / "summary.json"
     out = codemode_cli("demo", "--summary", str(summary_path), "--latency-ms", "10", timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
-    for heading in ("## Team members over their Q3 budget", "## Qualify the unqualified leads",
-                    "## Highest-paying offer from a tech company",
-                    "## Plain tool calling vs codemode"):  # fmt: skip
+    for heading in (
+        "## Team members over their Q3 budget",
+        "## Qualify the unqualified leads",
+        "## Highest-paying offer from a tech company",
+        "## Plain tool calling vs codemode",
+    ):
         assert heading in out.stdout
     summary = json.loads(summary_path.read_text())
-    names = [m["name"] for m in data.team(20)
-             if sum(e["amount"] for e in data.expenses(m["id"], "Q3")) > data.BUDGET]  # fmt: skip
+    names = [
+        m["name"]
+        for m in data.team(20)
+        if sum(e["amount"] for e in data.expenses(m["id"], "Q3")) > data.BUDGET
+    ]
     assert summary["expenses"]["result"] == {"exceeded_count": len(names), "list": names}
-    hot = [lead for lead in data.leads()
-           if lead["status"] == "unqualified" and data.score(lead) > 0.8]  # fmt: skip
+    hot = [
+        lead for lead in data.leads() if lead["status"] == "unqualified" and data.score(lead) > 0.8
+    ]
     assert len(summary["leads"]["result"]) == len(hot)
-    best = max((o for o in data.job_offers()
-                if "tech" in data.companies()[o["company_id"]]["industry"].lower()),
-               key=lambda o: o["salary"])  # fmt: skip
+    best = max(
+        (
+            o
+            for o in data.job_offers()
+            if "tech" in data.companies()[o["company_id"]]["industry"].lower()
+        ),
+        key=lambda o: o["salary"],
+    )
     assert json.loads(summary["jobs"]["stdout"])["offer"] == best
     for key, row in summary.items():
         assert row["ok"], key
         assert row["model_calls_codemode"] < row["model_calls_plain"]
         assert row["context_bytes_codemode"] < row["context_bytes_plain"] / 10, key
         # the table shows the same measured numbers
-        assert f"{row['context_bytes_plain']:,} B → {row['context_bytes_codemode']:,} B" in out.stdout
+        assert (
+            f"{row['context_bytes_plain']:,} B → {row['context_bytes_codemode']:,} B" in out.stdout
+        )
     assert summary["expenses"]["tool_calls"] == 21
-    assert summary["expenses"]["wall_ms_plain_sequential"] > summary["expenses"]["wall_ms_plain_parallel"]
+    assert (
+        summary["expenses"]["wall_ms_plain_sequential"]
+        > summary["expenses"]["wall_ms_plain_parallel"]
+    )
 
 
 # -- packaging -------------------------------------------------------------------------
@@ -160,8 +192,9 @@ def test_manifest_is_a_valid_mcp_bundle_for_this_version():
     assert [t["name"] for t in manifest["tools"]] == ["execute_code"]
     assert manifest["server"]["mcp_config"]["args"][-4:-1] == ["codemode", "serve", "--config"]
     mcpb = str(NPM_BIN / "mcpb")
-    ok = subprocess.run([mcpb, "validate", str(ROOT / "manifest.json")],
-                        capture_output=True, text=True, timeout=120)  # fmt: skip
+    ok = subprocess.run(
+        [mcpb, "validate", str(ROOT / "manifest.json")], capture_output=True, text=True, timeout=120
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
 
 
@@ -170,6 +203,10 @@ def test_mcpb_validate_rejects_a_broken_manifest(tmp_path):
     del manifest["server"]
     broken = tmp_path / "manifest.json"
     broken.write_text(json.dumps(manifest))
-    out = subprocess.run([str(NPM_BIN / "mcpb"), "validate", str(broken)],
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    out = subprocess.run(
+        [str(NPM_BIN / "mcpb"), "validate", str(broken)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode != 0 and "server" in out.stdout + out.stderr

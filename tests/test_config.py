@@ -11,24 +11,36 @@ from codemode.errors import ConfigError
 
 
 def test_claude_desktop_shape_with_stdio_and_http_servers():
-    config = parse_config({
-        "mcpServers": {
-            "git": {"command": "uvx", "args": ["mcp-server-git"], "env": {"A": "1"}, "cwd": "/tmp"},
-            "remote": {"url": "http://127.0.0.1:9/mcp", "headers": {"Authorization": "Bearer x"}},
+    config = parse_config(
+        {
+            "mcpServers": {
+                "git": {
+                    "command": "uvx",
+                    "args": ["mcp-server-git"],
+                    "env": {"A": "1"},
+                    "cwd": "/tmp",
+                },
+                "remote": {
+                    "url": "http://127.0.0.1:9/mcp",
+                    "headers": {"Authorization": "Bearer x"},
+                },
+            }
         }
-    })  # fmt: skip
+    )
     assert config.servers["git"].transport == "stdio" and config.servers["git"].env == {"A": "1"}
     assert config.servers["remote"].transport == "http"
 
 
 def test_vs_code_shape_with_types():
-    config = parse_config({
-        "servers": {
-            "a": {"type": "stdio", "command": "x"},
-            "b": {"type": "http", "url": "http://127.0.0.1:1/mcp"},
-        },
-        "inputs": [],
-    })  # fmt: skip
+    config = parse_config(
+        {
+            "servers": {
+                "a": {"type": "stdio", "command": "x"},
+                "b": {"type": "http", "url": "http://127.0.0.1:1/mcp"},
+            },
+            "inputs": [],
+        }
+    )
     assert config.servers["a"].transport == "stdio" and config.servers["b"].transport == "http"
 
 
@@ -52,10 +64,15 @@ def test_unknown_key_is_reported_with_its_path(tmp_path):
 
 
 def test_codemode_section_limits_and_server_options():
-    config = parse_config({
-        "mcpServers": {"a": {"command": "x"}},
-        "codemode": {"limits": {"timeout_s": 5}, "servers": {"a": {"namespace": "alpha", "deny": ["rm*"]}}},
-    })  # fmt: skip
+    config = parse_config(
+        {
+            "mcpServers": {"a": {"command": "x"}},
+            "codemode": {
+                "limits": {"timeout_s": 5},
+                "servers": {"a": {"namespace": "alpha", "deny": ["rm*"]}},
+            },
+        }
+    )
     assert config.codemode.limits.overrides() == {"timeout_s": 5}
     assert config.options("a").namespace == "alpha" and config.options("a").deny == ["rm*"]
     with pytest.raises(ConfigError, match=r"codemode\.servers has options for 'b'"):

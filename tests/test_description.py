@@ -14,8 +14,9 @@ from codemode.wasm_runtime import Limits
 
 @pytest.fixture(scope="module")
 async def federation():
-    config = parse_config({"mcpServers": {"team": demo("team"), "crm": demo("leads"),
-                                          "jobs": demo("jobs")}})  # fmt: skip
+    config = parse_config(
+        {"mcpServers": {"team": demo("team"), "crm": demo("leads"), "jobs": demo("jobs")}}
+    )
     async with Federation(config) as fed:
         yield fed
 

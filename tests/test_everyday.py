@@ -29,9 +29,14 @@ def home_env(home: Path) -> dict[str, str]:
 
 def cli(*args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 120):
     return subprocess.run(
-        [*CODEMODE, *args], capture_output=True, text=True, env=env, cwd=cwd,
-        stdin=subprocess.DEVNULL, timeout=timeout,
-    )  # fmt: skip
+        [*CODEMODE, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+    )
 
 
 def free_port() -> int:
@@ -45,11 +50,15 @@ def free_port() -> int:
 
 def test_a_claude_desktop_file_is_read_as_it_is(tmp_path):
     path = tmp_path / "claude_desktop_config.json"
-    path.write_text(json.dumps({
-        "globalShortcut": "Ctrl+Space",
-        "preferences": {"menuBarEnabled": False, "quickEntryShortcut": "off"},
-        "mcpServers": {"f": faulty()},
-    }))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "globalShortcut": "Ctrl+Space",
+                "preferences": {"menuBarEnabled": False, "quickEntryShortcut": "off"},
+                "mcpServers": {"f": faulty()},
+            }
+        )
+    )
     out = cli("tools", "--config", str(path), env=home_env(tmp_path))
     assert out.returncode == 0, out.stderr
     assert "await f.echo(" in out.stdout
@@ -64,10 +73,16 @@ def test_a_claude_desktop_file_is_read_as_it_is(tmp_path):
 
 def test_a_claude_code_user_file_is_read_as_it_is(tmp_path):
     path = tmp_path / ".claude.json"
-    path.write_text(json.dumps({
-        "numStartups": 41, "tipsHistory": {"x": 1}, "projects": {"/p": {"mcpServers": {}}},
-        "mcpServers": {"f": {"type": "stdio", **faulty()}},
-    }))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "numStartups": 41,
+                "tipsHistory": {"x": 1},
+                "projects": {"/p": {"mcpServers": {}}},
+                "mcpServers": {"f": {"type": "stdio", **faulty()}},
+            }
+        )
+    )
     out = cli("tools", "--config", str(path), env=home_env(tmp_path))
     assert out.returncode == 0, out.stderr
     assert "await f.echo(" in out.stdout
@@ -105,9 +120,12 @@ async def test_vs_code_jsonc_variables_and_env_file_reach_the_server(tmp_path, m
         out = (await serve.run(code)).structured_content
     assert out["error"] is None, out
     assert out["result"] == [
-        "from the env file", "env wins", "the default", "set in the environment",
+        "from the env file",
+        "env wins",
+        "the default",
+        "set in the environment",
         str(Path.home()),
-    ]  # fmt: skip
+    ]
 
 
 @pytest.mark.parametrize(
@@ -131,8 +149,11 @@ def test_config_mistakes_name_the_fix(tmp_path, server, fragment):
 
 async def test_an_sse_server_connects(tmp_path):
     port = free_port()
-    sse = subprocess.Popen([sys.executable, FAULTY, "--sse-port", str(port)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    sse = subprocess.Popen(
+        [sys.executable, FAULTY, "--sse-port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(100):
             with socket.socket() as s:
@@ -156,14 +177,19 @@ def client_file(home: Path, client: str, cwd: Path) -> tuple[Path, dict]:
     entry = faulty()
     if client == "claude-desktop":
         return home / ".config" / "Claude" / "claude_desktop_config.json", {
-            "globalShortcut": "", "mcpServers": {"f": entry}}  # fmt: skip
+            "globalShortcut": "",
+            "mcpServers": {"f": entry},
+        }
     if client == "cursor":
         return home / ".cursor" / "mcp.json", {"mcpServers": {"f": entry}}
     if client == "vscode":
         return home / ".config" / "Code" / "User" / "mcp.json", {
-            "servers": {"f": {"type": "stdio", **entry}}}  # fmt: skip
+            "servers": {"f": {"type": "stdio", **entry}}
+        }
     return home / ".claude.json", {
-        "numStartups": 3, "projects": {str(cwd): {"mcpServers": {"f": entry}}}}  # fmt: skip
+        "numStartups": 3,
+        "projects": {str(cwd): {"mcpServers": {"f": entry}}},
+    }
 
 
 @pytest.mark.parametrize("client", ["claude-desktop", "cursor", "vscode", "claude-code"])
@@ -188,8 +214,11 @@ def test_import_dry_run_then_write_with_backups(tmp_path, client):
     backups = list(path.parent.glob(path.name + ".codemode-backup-*"))
     assert len(backups) == 1 and json.loads(backups[0].read_text()) == content
     rewritten = json.loads(path.read_text())
-    section = rewritten["projects"][str(cwd)]["mcpServers"] if client == "claude-code" else (
-        rewritten["servers"] if client == "vscode" else rewritten["mcpServers"])  # fmt: skip
+    section = (
+        rewritten["projects"][str(cwd)]["mcpServers"]
+        if client == "claude-code"
+        else (rewritten["servers"] if client == "vscode" else rewritten["mcpServers"])
+    )
     assert "f" not in section and section["codemode"]["args"][-2:] == ["--config", str(target)]
     assert Path(section["codemode"]["command"]).is_absolute()
     if client == "claude-desktop":
@@ -220,8 +249,11 @@ def test_import_from_several_clients_asks_which(tmp_path):
 
 def codemode_processes() -> list[str]:
     out = subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "-m codemode serve" in line or
-            line.endswith("codemode serve")]  # fmt: skip
+    return [
+        line
+        for line in out.splitlines()
+        if "-m codemode serve" in line or line.endswith("codemode serve")
+    ]
 
 
 @pytest.mark.parametrize("shape", ["direct", "second level", "launcher script"])
@@ -233,8 +265,18 @@ def test_a_config_that_starts_codemode_is_refused_not_chained(tmp_path, shape):
     me = {"command": sys.executable, "args": ["-m", "codemode", "serve", "--config", str(one)]}
     if shape == "second level":
         me = {**me, "args": ["-m", "codemode", "serve", "--config", str(two)]}
-        two.write_text(json.dumps({"mcpServers": {"back": {
-            "command": sys.executable, "args": ["-m", "codemode", "serve", "--config", str(one)]}}}))  # fmt: skip
+        two.write_text(
+            json.dumps(
+                {
+                    "mcpServers": {
+                        "back": {
+                            "command": sys.executable,
+                            "args": ["-m", "codemode", "serve", "--config", str(one)],
+                        }
+                    }
+                }
+            )
+        )
     if shape == "launcher script":
         me = {"command": str(launcher)}
     one.write_text(json.dumps({"mcpServers": {"me": me, "f": faulty()}}))
@@ -255,8 +297,9 @@ def test_a_taken_port_exits_at_once_naming_it(tmp_path):
     port = holder.getsockname()[1]
     try:
         started = time.monotonic()
-        out = cli("serve", "--transport", "http", "--port", str(port), env=home_env(tmp_path),
-                  timeout=30)  # fmt: skip
+        out = cli(
+            "serve", "--transport", "http", "--port", str(port), env=home_env(tmp_path), timeout=30
+        )
         assert time.monotonic() - started < 15
         assert out.returncode == 2
         assert f"port {port} on 127.0.0.1 is already in use" in out.stderr
@@ -291,8 +334,14 @@ def test_a_missing_codemode_config_file_is_an_error_in_every_command(tmp_path, c
 
 def test_build_progress_arrives_while_the_build_runs(tmp_path):
     env = {**home_env(tmp_path), "CODEMODE_CACHE_DIR": str(tmp_path / "cache")}
-    proc = subprocess.Popen([*CODEMODE, "build"], stderr=subprocess.PIPE, text=True, env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [*CODEMODE, "build"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
     started = time.monotonic()
     lines = []
     assert proc.stderr is not None
@@ -310,8 +359,14 @@ def test_build_progress_arrives_while_the_build_runs(tmp_path):
 
 def test_serve_in_a_terminal_says_it_waits_for_a_client(tmp_path):
     controller, terminal = pty.openpty()
-    proc = subprocess.Popen([*CODEMODE, "serve"], stdin=terminal, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env=home_env(tmp_path))  # fmt: skip
+    proc = subprocess.Popen(
+        [*CODEMODE, "serve"],
+        stdin=terminal,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=home_env(tmp_path),
+    )
     try:
         assert proc.stderr is not None
         said = ""

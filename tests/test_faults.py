@@ -127,7 +127,10 @@ async def test_nothing_left_over(serve):
     assert after["threads"] - before["threads"] <= 2, (before, after)
     deadline = time.monotonic() + 10
     while len(children_of(serve.pid, "")) > serve.baseline_children:
-        listing = subprocess.run(["ps", "-ww", "-o", "pid=,stat=,args=", "--ppid", str(serve.pid)],
-                                 capture_output=True, text=True).stdout
+        listing = subprocess.run(
+            ["ps", "-ww", "-o", "pid=,stat=,args=", "--ppid", str(serve.pid)],
+            capture_output=True,
+            text=True,
+        ).stdout
         assert time.monotonic() < deadline, listing
         await asyncio.sleep(0.2)

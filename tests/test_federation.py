@@ -69,8 +69,11 @@ async def test_brief_expense_workflow_runs_unchanged(pool, brief):
 
     r = await pool.execute(BRIEF_EXPENSES, brief)
     assert r.ok, r.error
-    expected = [m["name"] for m in data.team(20)
-                if sum(e["amount"] for e in data.expenses(m["id"], "Q3")) > 10000]  # fmt: skip
+    expected = [
+        m["name"]
+        for m in data.team(20)
+        if sum(e["amount"] for e in data.expenses(m["id"], "Q3")) > 10000
+    ]
     assert r.result == {"exceeded_count": len(expected), "list": expected}
     assert 0 < len(expected) < 20
     assert r.stats.tool_calls == 21 and r.stats.bytes_from_tools > 10 * r.stats.bytes_returned
@@ -104,8 +107,7 @@ async def test_bad_argument_names_parameter_expected_type_and_value(pool, brief)
     r = await pool.execute("await get_expenses(42, 'Q3')", brief)
     assert r.error.type == "ToolError"
     assert (
-        r.error.message
-        == "team.get_expenses(): parameter 'member_id' expected a str, got 42 (int)"
+        r.error.message == "team.get_expenses(): parameter 'member_id' expected a str, got 42 (int)"
     )
     assert r.error.details["kind"] == "InvalidArguments"
 
@@ -128,8 +130,12 @@ async def test_failing_server_does_not_stop_others_and_reports_stderr(pool):
 
 
 async def test_garbage_on_stdout_at_start_is_survived_or_reported():
-    config = parse_config({"mcpServers": {"g": faulty("--garbage-at-start")},
-                           "codemode": {"servers": {"g": {"connect_timeout_s": 10}}}})  # fmt: skip
+    config = parse_config(
+        {
+            "mcpServers": {"g": faulty("--garbage-at-start")},
+            "codemode": {"servers": {"g": {"connect_timeout_s": 10}}},
+        }
+    )
     async with Federation(config) as fed:
         if fed.status()["g"] is None:
             assert await fed.call_tool("g", "echo", {"value": "x"}) == "x"
@@ -204,10 +210,12 @@ async def test_tools_list_changed_refreshes_the_catalog():
 
 
 async def test_allow_and_deny_lists_block_with_the_rule():
-    config = parse_config({
-        "mcpServers": {"f": faulty()},
-        "codemode": {"servers": {"f": {"deny": ["cra*", "hang"]}}},
-    })  # fmt: skip
+    config = parse_config(
+        {
+            "mcpServers": {"f": faulty()},
+            "codemode": {"servers": {"f": {"deny": ["cra*", "hang"]}}},
+        }
+    )
     async with Federation(config) as fed:
         assert "crash" not in fed.catalog() and "echo" in fed.catalog()
         with pytest.raises(ToolCallError) as err:
@@ -217,8 +225,9 @@ async def test_allow_and_deny_lists_block_with_the_rule():
 
 async def test_read_only_mode_exposes_only_read_only_tools_and_names_the_rule():
     for codemode in ({"read_only": True}, {"servers": {"f": {"read_only": True}}}):
-        async with Federation(parse_config({"mcpServers": {"f": faulty()},
-                                            "codemode": codemode})) as fed:  # fmt: skip
+        async with Federation(
+            parse_config({"mcpServers": {"f": faulty()}, "codemode": codemode})
+        ) as fed:
             assert [t.name for t in fed.tools] == ["peek"]
             assert await fed.call_tool("f", "peek") == "peeked"
             with pytest.raises(ToolCallError) as err:
@@ -226,18 +235,24 @@ async def test_read_only_mode_exposes_only_read_only_tools_and_names_the_rule():
             assert err.value.kind == "PolicyBlocked"
             assert "read_only is on" in err.value.message and "'echo'" in err.value.message
     # a server's own setting overrides the global one
-    config = {"mcpServers": {"f": faulty()},
-              "codemode": {"read_only": True, "servers": {"f": {"read_only": False}}}}  # fmt: skip
+    config = {
+        "mcpServers": {"f": faulty()},
+        "codemode": {"read_only": True, "servers": {"f": {"read_only": False}}},
+    }
     async with Federation(parse_config(config)) as fed:
         assert await fed.call_tool("f", "echo", {"value": "x"}) == "x"
 
 
 async def test_calls_per_minute_caps_name_the_rule(pool):
-    config = parse_config({
-        "mcpServers": {"f": faulty(), "g": faulty()},
-        "codemode": {"max_tool_calls_per_minute": 5,
-                     "servers": {"f": {"max_calls_per_minute": 2}}},
-    })  # fmt: skip
+    config = parse_config(
+        {
+            "mcpServers": {"f": faulty(), "g": faulty()},
+            "codemode": {
+                "max_tool_calls_per_minute": 5,
+                "servers": {"f": {"max_calls_per_minute": 2}},
+            },
+        }
+    )
     async with Federation(config) as fed:
         code = """
 results = []
@@ -273,8 +288,11 @@ def http_server():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, FAULTY, "--http-port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, FAULTY, "--http-port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -299,8 +317,16 @@ async def test_streamable_http_downstream(pool, http_server):
 
 
 async def test_third_party_time_server_from_pypi(pool):
-    config = parse_config({"mcpServers": {"time": {"command": str(BIN / "mcp-server-time"),
-                                                   "args": ["--local-timezone", "UTC"]}}})  # fmt: skip
+    config = parse_config(
+        {
+            "mcpServers": {
+                "time": {
+                    "command": str(BIN / "mcp-server-time"),
+                    "args": ["--local-timezone", "UTC"],
+                }
+            }
+        }
+    )
     async with Federation(config) as fed:
         assert fed.status() == {"time": None}, fed.status()
         r = await pool.execute("(await time.get_current_time(timezone='UTC'))['timezone']", fed)
@@ -315,8 +341,13 @@ async def test_third_party_git_server_from_pypi(pool, tmp_path):
     (repo / "a.txt").write_text("hello\n")
     subprocess.run([*git, "add", "a.txt"], check=True)
     subprocess.run([*git, "commit", "-qm", "first commit"], check=True)
-    config = parse_config({"mcpServers": {"git": {"command": str(BIN / "mcp-server-git"),
-                                                  "args": ["--repository", str(repo)]}}})  # fmt: skip
+    config = parse_config(
+        {
+            "mcpServers": {
+                "git": {"command": str(BIN / "mcp-server-git"), "args": ["--repository", str(repo)]}
+            }
+        }
+    )
     async with Federation(config) as fed:
         assert fed.status() == {"git": None}, fed.status()
         r = await pool.execute(f"await git.git_log(repo_path={str(repo)!r})", fed)
@@ -339,8 +370,13 @@ async def test_third_party_everything_server_with_hyphenated_names(pool):
 
 async def test_third_party_filesystem_server(pool, tmp_path):
     (tmp_path / "notes.txt").write_text("codemode was here\n")
-    config = parse_config({"mcpServers": {"fs": {"command": str(NPM_BIN / "mcp-server-filesystem"),
-                                                 "args": [str(tmp_path)]}}})  # fmt: skip
+    config = parse_config(
+        {
+            "mcpServers": {
+                "fs": {"command": str(NPM_BIN / "mcp-server-filesystem"), "args": [str(tmp_path)]}
+            }
+        }
+    )
     async with Federation(config) as fed:
         assert fed.status() == {"fs": None}, fed.status()
         r = await pool.execute(
@@ -350,8 +386,16 @@ async def test_third_party_filesystem_server(pool, tmp_path):
 
 
 async def test_third_party_memory_server(pool, tmp_path):
-    config = parse_config({"mcpServers": {"mem": {"command": str(NPM_BIN / "mcp-server-memory"),
-                                                  "env": {"MEMORY_FILE_PATH": str(tmp_path / "m.json")}}}})  # fmt: skip
+    config = parse_config(
+        {
+            "mcpServers": {
+                "mem": {
+                    "command": str(NPM_BIN / "mcp-server-memory"),
+                    "env": {"MEMORY_FILE_PATH": str(tmp_path / "m.json")},
+                }
+            }
+        }
+    )
     async with Federation(config) as fed:
         assert fed.status() == {"mem": None}, fed.status()
         code = """

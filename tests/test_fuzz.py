@@ -21,10 +21,14 @@ from codemode.errors import ConfigError, ToolCallError
 from codemode.tool_adapters import ToolInfo, render_catalog, render_stubs, unwrap
 from codemode.tool_adapters._schema import RESERVED, params_of, returns_of
 
-json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
+json_scalars = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
+)
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -42,22 +46,33 @@ server_shapes = st.fixed_dictionaries(
         "bogus": json_values,
     },
 )
-configs = st.fixed_dictionaries(
-    {},
-    optional={
-        "mcpServers": st.dictionaries(st.text(max_size=8), server_shapes | json_values, max_size=3)
-        | json_values,
-        "servers": st.dictionaries(st.text(max_size=8), server_shapes, max_size=2),
-        "codemode": st.fixed_dictionaries({}, optional={
-            "limits": st.dictionaries(st.sampled_from(["timeout_s", "memory_mb", "nope"]),
-                                      json_values, max_size=2) | json_values,
-            "servers": json_values,
-            "read_only": json_values,
-            "workers": json_values,
-        }) | json_values,
-        "extra": json_values,
-    },
-) | json_values
+configs = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "mcpServers": st.dictionaries(
+                st.text(max_size=8), server_shapes | json_values, max_size=3
+            )
+            | json_values,
+            "servers": st.dictionaries(st.text(max_size=8), server_shapes, max_size=2),
+            "codemode": st.fixed_dictionaries(
+                {},
+                optional={
+                    "limits": st.dictionaries(
+                        st.sampled_from(["timeout_s", "memory_mb", "nope"]), json_values, max_size=2
+                    )
+                    | json_values,
+                    "servers": json_values,
+                    "read_only": json_values,
+                    "workers": json_values,
+                },
+            )
+            | json_values,
+            "extra": json_values,
+        },
+    )
+    | json_values
+)
 
 
 @settings(max_examples=400, deadline=None)
@@ -77,8 +92,9 @@ def test_config_parser_gives_a_config_or_a_clear_error(data):
 
 # -- schemas to signatures --------------------------------------------------------------
 
-type_names = st.sampled_from(["string", "integer", "number", "boolean", "object", "array",
-                              "null", "bogus"])
+type_names = st.sampled_from(
+    ["string", "integer", "number", "boolean", "object", "array", "null", "bogus"]
+)
 
 
 def schema_strategy() -> st.SearchStrategy[Any]:
@@ -86,18 +102,26 @@ def schema_strategy() -> st.SearchStrategy[Any]:
         st.fixed_dictionaries({"type": type_names | st.lists(type_names, max_size=3)}),
         st.fixed_dictionaries({"enum": st.lists(json_scalars, max_size=4)}),
         st.fixed_dictionaries({"const": json_scalars}),
-        st.fixed_dictionaries({"$ref": st.sampled_from(["#/$defs/node", "#/$defs/missing",
-                                                        "#", "http://x/y", "#/definitions/a"])}),
+        st.fixed_dictionaries(
+            {
+                "$ref": st.sampled_from(
+                    ["#/$defs/node", "#/$defs/missing", "#", "http://x/y", "#/definitions/a"]
+                )
+            }
+        ),
         json_values,
     )
 
     def extend(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
         return st.one_of(
-            st.fixed_dictionaries({"type": st.just("object")}, optional={
-                "properties": st.dictionaries(st.text(max_size=12), inner, max_size=4),
-                "required": st.lists(st.text(max_size=12), max_size=3) | json_values,
-                "additionalProperties": st.booleans() | inner,
-            }),
+            st.fixed_dictionaries(
+                {"type": st.just("object")},
+                optional={
+                    "properties": st.dictionaries(st.text(max_size=12), inner, max_size=4),
+                    "required": st.lists(st.text(max_size=12), max_size=3) | json_values,
+                    "additionalProperties": st.booleans() | inner,
+                },
+            ),
             st.fixed_dictionaries({"type": st.just("array")}, optional={"items": inner}),
             st.fixed_dictionaries({"anyOf": st.lists(inner, max_size=3)}),
             st.fixed_dictionaries({"oneOf": st.lists(inner, max_size=3)}),
@@ -121,17 +145,33 @@ def test_any_schema_gives_a_signature_that_parses(schema, node, name, descriptio
     returns = returns_of(schema)
     assert all(p.name.isidentifier() for p in params)
     assert len({p.name for p in params}) == len(params)
-    info = ToolInfo(server="s", namespace="s", name=name or "t", py_name="t",
-                    description=description, params=params, returns=returns,
-                    input_schema=schema, output_schema=schema, read_only=False)
+    info = ToolInfo(
+        server="s",
+        namespace="s",
+        name=name or "t",
+        py_name="t",
+        description=description,
+        params=params,
+        returns=returns,
+        input_schema=schema,
+        output_schema=schema,
+        read_only=False,
+    )
     assert render_catalog([info]).startswith("await s.t(")
     ast.parse(render_stubs([info]))  # the stubs are Python
 
 
 def test_recursive_ref_terminates():
-    schema = {"type": "object", "properties": {"tree": {"$ref": "#/$defs/node"}},
-              "$defs": {"node": {"type": "object", "properties": {
-                  "children": {"type": "array", "items": {"$ref": "#/$defs/node"}}}}}}
+    schema = {
+        "type": "object",
+        "properties": {"tree": {"$ref": "#/$defs/node"}},
+        "$defs": {
+            "node": {
+                "type": "object",
+                "properties": {"children": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
+            }
+        },
+    }
     (param,) = params_of(schema)
     assert param.name == "tree" and len(param.annotation) < 500
 
@@ -141,8 +181,10 @@ def test_recursive_ref_terminates():
 content_items = st.one_of(
     st.builds(lambda t: types.TextContent(type="text", text=t), st.text(max_size=50)),
     st.builds(lambda t: types.TextContent(type="text", text=json.dumps(t)), json_values),
-    st.builds(lambda d: types.ImageContent(type="image", data=d, mime_type="image/png"),
-              st.text(alphabet="QUJDRA==", max_size=12)),
+    st.builds(
+        lambda d: types.ImageContent(type="image", data=d, mime_type="image/png"),
+        st.text(alphabet="QUJDRA==", max_size=12),
+    ),
 )
 results = st.builds(
     lambda content, structured, is_error: types.CallToolResult(
@@ -172,14 +214,26 @@ def test_unwrap_gives_a_json_value_or_a_tool_error(result, output_schema):
 batches = st.one_of(
     st.text(max_size=60),
     st.builds(json.dumps, json_values),
-    st.builds(json.dumps, st.lists(st.fixed_dictionaries({}, optional={
-        "id": json_scalars, "target": json_scalars | st.sampled_from(["echo", "add"]),
-        "args": json_values,
-    }), max_size=4)),
+    st.builds(
+        json.dumps,
+        st.lists(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "id": json_scalars,
+                    "target": json_scalars | st.sampled_from(["echo", "add"]),
+                    "args": json_values,
+                },
+            ),
+            max_size=4,
+        ),
+    ),
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(batches, min_size=1, max_size=8))
 async def test_bridge_messages_never_break_the_host(run, messages):
     code = (

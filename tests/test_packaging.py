@@ -15,8 +15,10 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path):
     dist = tmp_path / "dist"
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert built.returncode == 0, built.stderr
     (wheel,) = dist.glob("codemode-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
@@ -28,13 +30,19 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     installed = subprocess.run(
         [str(venv / "bin" / "pip"), "install", "-q", str(wheel)],
-        capture_output=True, text=True, timeout=1200,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert installed.returncode == 0, installed.stderr
     demo = subprocess.run(
         [str(venv / "bin" / "codemode"), "demo", "--latency-ms", "5"],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+    )
     assert demo.returncode == 0, demo.stderr[-3000:]
     assert "Team members over their Q3 budget" in demo.stdout
     assert "The baseline: the same tool calls" in demo.stdout

@@ -98,7 +98,9 @@ async def test_results_cross_with_their_text_and_structure_intact(run):
     # str, not in UTF-8) crosses both ways without breaking the sandbox, and leaves it as
     # U+FFFD, because neither the component model nor an MCP client's JSON can carry it.
     value = {"text": 'héllo ✓ 日本 "q" \\ \n', "lone": "\ud800", "nested": [{"a": None}], "n": 1.5}
-    r = await run(f"v = await echo({value!r})\n[v, v.nested[0].a, v.lone == '\\ud800', await echo(None)]")
+    r = await run(
+        f"v = await echo({value!r})\n[v, v.nested[0].a, v.lone == '\\ud800', await echo(None)]"
+    )
     assert r.ok, r.error
     assert r.result == [{**value, "lone": "\ufffd"}, None, True, None]
     sent = json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")

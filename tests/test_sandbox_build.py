@@ -12,9 +12,10 @@ def test_cache_key_covers_versions_flags_and_guest_sources(monkeypatch, tmp_path
     base = _build.cache_key()
     real_version = _build.metadata.version
     monkeypatch.setattr(
-        _build.metadata, "version",
+        _build.metadata,
+        "version",
         lambda name: "0.0.0-other" if name == "wasmtime" else real_version(name),
-    )  # fmt: skip
+    )
     assert _build.cache_key() != base
     monkeypatch.undo()
     monkeypatch.setitem(_build.ENGINE_FLAGS, "cranelift_opt_level", "none")

@@ -53,17 +53,24 @@ def test_params_put_required_first_and_rename_non_identifiers():
     }
     params = params_of(schema)
     assert [(p.name, p.original, p.required) for p in params] == [
-        ("repo_name", "repo-name", True), ("limit", "limit", False),
-    ]  # fmt: skip
+        ("repo_name", "repo-name", True),
+        ("limit", "limit", False),
+    ]
     assert params_of({"properties": "nope"}) == () and params_of(None) == ()
 
 
 def _tool(name, schema, description="Does a thing.\nMore.", output=None):
     return ToolInfo(
-        server="srv", namespace="srv", name=name, py_name=identifier(name, frozenset()),
-        description=description, params=params_of(schema), returns="Any",
-        input_schema=schema, output_schema=output,
-    )  # fmt: skip
+        server="srv",
+        namespace="srv",
+        name=name,
+        py_name=identifier(name, frozenset()),
+        description=description,
+        params=params_of(schema),
+        returns="Any",
+        input_schema=schema,
+        output_schema=output,
+    )
 
 
 def test_catalog_and_stubs_are_deterministic_and_stubs_parse():

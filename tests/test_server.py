@@ -106,7 +106,7 @@ async def test_error_carries_type_message_and_line_of_the_code(serve):
     out = check_structured(result)
     assert out["error"]["type"] == "IndexError"
     assert out["error"]["line"] == 3
-    assert 'line 3' in out["error"]["traceback"] and "z = y[5]" in out["error"]["traceback"]
+    assert "line 3" in out["error"]["traceback"] and "z = y[5]" in out["error"]["traceback"]
     assert "IndexError" in text_of(result) and "line 3" in text_of(result)
 
 
@@ -197,8 +197,7 @@ async def test_downstream_list_changed_reaches_the_client(serve):
     assert not result.is_error, text_of(result)
     deadline = time.monotonic() + 10
     while (
-        sum(isinstance(n, types.ToolListChangedNotification) for n in serve.notifications)
-        == count
+        sum(isinstance(n, types.ToolListChangedNotification) for n in serve.notifications) == count
     ):
         assert time.monotonic() < deadline, "no tools/list_changed reached the client"
         await asyncio.sleep(0.05)
@@ -259,18 +258,32 @@ def raw_serve(config: dict, tmp_path, *calls: str) -> subprocess.Popen:
     path.write_text(json.dumps(config))
     proc = subprocess.Popen(
         [sys.executable, "-m", "codemode", "serve", "--config", str(path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     messages = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "raw", "version": "0"}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "raw", "version": "0"},
+            },
+        },
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
     ] + [
-        {"jsonrpc": "2.0", "id": i, "method": "tools/call",
-         "params": {"name": "execute_code", "arguments": {"code": code}}}
+        {
+            "jsonrpc": "2.0",
+            "id": i,
+            "method": "tools/call",
+            "params": {"name": "execute_code", "arguments": {"code": code}},
+        }
         for i, code in enumerate(calls, start=2)
-    ]  # fmt: skip
+    ]
     assert proc.stdin is not None
     for message in messages:
         proc.stdin.write(json.dumps(message) + "\n")
@@ -282,11 +295,15 @@ def test_stdout_carries_only_protocol_messages(tmp_path):
     """Raw JSON-RPC over the pipes: every stdout line must be a protocol message, even
     when the code prints, downstream servers print garbage, and a server fails to start."""
     config = {
-        "mcpServers": {"g": faulty("--garbage-at-start"), "x": faulty("--exit-at-start"),
-                       "f": faulty()},
-    }  # fmt: skip
-    proc = raw_serve(config, tmp_path, "return 'listed'",
-                     "print('hello ' * 1000)\nawait f.echo(value='x')")  # fmt: skip
+        "mcpServers": {
+            "g": faulty("--garbage-at-start"),
+            "x": faulty("--exit-at-start"),
+            "f": faulty(),
+        },
+    }
+    proc = raw_serve(
+        config, tmp_path, "return 'listed'", "print('hello ' * 1000)\nawait f.echo(value='x')"
+    )
     try:
         assert proc.stdin and proc.stdout
         answers = {}
@@ -319,10 +336,22 @@ async def test_streamable_http_transport_on_localhost(tmp_path):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"mcpServers": {"team": demo("team")}}))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "codemode", "serve", "--transport", "http", "--port", str(port),
-         "--config", str(config)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "codemode",
+            "serve",
+            "--transport",
+            "http",
+            "--port",
+            str(port),
+            "--config",
+            str(config),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -356,17 +385,36 @@ def test_mcp_inspector_cli_lists_and_calls_the_tool(tmp_path):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"mcpServers": {"team": demo("team")}}))
     env = {**os.environ, "CODEMODE_CONFIG": str(config)}
-    base = [*inspector(), "--cli", "-e", f"CODEMODE_CONFIG={config}", sys.executable, "-m",
-            "codemode", "serve"]  # fmt: skip
-    listed = subprocess.run([*base, "--method", "tools/list"], capture_output=True, text=True,
-                            timeout=120, env=env)  # fmt: skip
+    base = [
+        *inspector(),
+        "--cli",
+        "-e",
+        f"CODEMODE_CONFIG={config}",
+        sys.executable,
+        "-m",
+        "codemode",
+        "serve",
+    ]
+    listed = subprocess.run(
+        [*base, "--method", "tools/list"], capture_output=True, text=True, timeout=120, env=env
+    )
     assert listed.returncode == 0, listed.stderr
     assert [t["name"] for t in json.loads(listed.stdout)["tools"]] == ["execute_code"]
     called = subprocess.run(
-        [*base, "--method", "tools/call", "--tool-name", "execute_code",
-         "--tool-arg", "code=return len(await get_team_members())"],
-        capture_output=True, text=True, timeout=120, env=env,
-    )  # fmt: skip
+        [
+            *base,
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "execute_code",
+            "--tool-arg",
+            "code=return len(await get_team_members())",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert called.returncode == 0, called.stderr
     answer = json.loads(called.stdout)
     assert answer["isError"] is False and answer["structuredContent"]["result"] == 20
@@ -374,8 +422,7 @@ def test_mcp_inspector_cli_lists_and_calls_the_tool(tmp_path):
 
 def test_sigterm_stops_serve_and_its_children_promptly(tmp_path):
     """A client that terminates codemode (instead of closing stdin) leaves nothing behind."""
-    proc = raw_serve({"mcpServers": {"team": demo("team"), "f": faulty()}}, tmp_path,
-                     "return 1")  # fmt: skip
+    proc = raw_serve({"mcpServers": {"team": demo("team"), "f": faulty()}}, tmp_path, "return 1")
     try:
         assert proc.stdin and proc.stdout
         while json.loads(proc.stdout.readline()).get("id") != 2:
@@ -387,8 +434,12 @@ def test_sigterm_stops_serve_and_its_children_promptly(tmp_path):
         assert proc.wait(timeout=15) == 0
         assert time.monotonic() - started < 10
         time.sleep(0.5)
-        alive = [k for k in kids if os.path.exists(f"/proc/{k}") and
-                 "zombie" not in open(f"/proc/{k}/status").read().lower()]  # fmt: skip
+        alive = [
+            k
+            for k in kids
+            if os.path.exists(f"/proc/{k}")
+            and "zombie" not in open(f"/proc/{k}/status").read().lower()
+        ]
         assert alive == [], alive
     finally:
         proc.kill()

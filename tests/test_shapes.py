@@ -39,8 +39,12 @@ def test_shapes_record_fields_lists_and_unions():
 def test_a_shape_only_widens_so_the_catalog_settles():
     values = [{"a": 1, "b": "x"}, {"a": 2}, {"a": 3, "b": "y"}, {"a": 4}]
     seen = [learned(*values[: i + 1]) for i in range(len(values))]
-    assert seen == ["{a: int, b: str}", "{a: int, b?: str}", "{a: int, b?: str}",
-                    "{a: int, b?: str}"]  # fmt: skip
+    assert seen == [
+        "{a: int, b: str}",
+        "{a: int, b?: str}",
+        "{a: int, b?: str}",
+        "{a: int, b?: str}",
+    ]
 
 
 def test_text_samples_keep_the_format_and_drop_the_values():
@@ -71,8 +75,9 @@ def test_the_store_is_owner_only_bounded_and_survives_a_bad_file(tmp_path):
     assert ShapeStore(path).observe("s", "t", "fp", "text") is True
 
 
-async def test_the_catalog_shows_a_learned_shape_and_learning_can_be_turned_off(tmp_path,
-                                                                               monkeypatch):  # fmt: skip
+async def test_the_catalog_shows_a_learned_shape_and_learning_can_be_turned_off(
+    tmp_path, monkeypatch
+):
     monkeypatch.setenv("CODEMODE_SHAPES_FILE", str(tmp_path / "shapes.json"))
     config = parse_config({"mcpServers": {"f": faulty()}})
     async with Federation(config) as fed:

@@ -27,16 +27,18 @@ def team(size: int = 20) -> list[dict[str, Any]]:
     members = []
     for i in range(size):
         name = f"{FIRST[i % len(FIRST)]} {LAST[(i * 7 + i // len(FIRST)) % len(LAST)]}"
-        members.append({
-            "id": f"m{i + 1:05d}",
-            "name": name,
-            "email": f"{name.lower().replace(' ', '.')}{i + 1}@example.com",
-            "role": rng.choice(["engineer", "designer", "manager", "analyst", "sales"]),
-            "department": rng.choice(["platform", "growth", "data", "field"]),
-            "location": rng.choice(["Berlin", "Lisbon", "Toronto", "Osaka", "Austin"]),
-            "start_date": f"20{rng.randint(15, 24)}-{rng.randint(1, 12):02d}-01",
-            "manager_id": "m00001" if i else None,
-        })  # fmt: skip
+        members.append(
+            {
+                "id": f"m{i + 1:05d}",
+                "name": name,
+                "email": f"{name.lower().replace(' ', '.')}{i + 1}@example.com",
+                "role": rng.choice(["engineer", "designer", "manager", "analyst", "sales"]),
+                "department": rng.choice(["platform", "growth", "data", "field"]),
+                "location": rng.choice(["Berlin", "Lisbon", "Toronto", "Osaka", "Austin"]),
+                "start_date": f"20{rng.randint(15, 24)}-{rng.randint(1, 12):02d}-01",
+                "manager_id": "m00001" if i else None,
+            }
+        )
     return members
 
 
@@ -49,18 +51,20 @@ def expenses(member_id: str, quarter: str) -> list[dict[str, Any]]:
     for j in range(5):
         amount = round(rng.uniform(2_200, 3_600) if heavy else rng.uniform(150, 1_900), 2)
         month = {"Q1": 1, "Q2": 4, "Q3": 7, "Q4": 10}.get(quarter, 7) + j % 3
-        records.append({
-            "id": f"{member_id}-{quarter}-{j + 1}",
-            "member_id": member_id,
-            "quarter": quarter,
-            "date": f"2026-{month:02d}-{rng.randint(1, 28):02d}",
-            "category": rng.choice(CATEGORIES),
-            "amount": amount,
-            "currency": "USD",
-            "merchant": rng.choice(["Lufthansa", "Marriott", "Figma", "Dell", "Hilton"]),
-            "approved": rng.random() > 0.1,
-            "notes": "Receipt attached; submitted through the expense portal for review.",
-        })  # fmt: skip
+        records.append(
+            {
+                "id": f"{member_id}-{quarter}-{j + 1}",
+                "member_id": member_id,
+                "quarter": quarter,
+                "date": f"2026-{month:02d}-{rng.randint(1, 28):02d}",
+                "category": rng.choice(CATEGORIES),
+                "amount": amount,
+                "currency": "USD",
+                "merchant": rng.choice(["Lufthansa", "Marriott", "Figma", "Dell", "Hilton"]),
+                "approved": rng.random() > 0.1,
+                "notes": "Receipt attached; submitted through the expense portal for review.",
+            }
+        )
     return records
 
 
@@ -73,12 +77,12 @@ def companies() -> dict[str, dict[str, Any]]:
         result[cid] = {
             "id": cid,
             "name": f"{rng.choice(['Acme', 'Globex', 'Initech', 'Umbrella', 'Hooli', 'Vandelay'])} "
-                    f"{rng.choice(['Labs', 'Systems', 'Group', 'Works', 'Partners'])} {i + 1}",
+            f"{rng.choice(['Labs', 'Systems', 'Group', 'Works', 'Partners'])} {i + 1}",
             "industry": INDUSTRIES[i % len(INDUSTRIES)],
             "employees": rng.randint(10, 50_000),
             "country": rng.choice(["US", "DE", "JP", "BR", "CA"]),
             "founded": rng.randint(1950, 2022),
-        }  # fmt: skip
+        }
     return result
 
 

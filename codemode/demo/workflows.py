@@ -227,8 +227,13 @@ def write_config(path: Path, latency_ms: float, team_size: int, **limits: Any) -
     """A config with the demo servers, and limits that let the brief's programs run at
     `team_size` (one call per member, plus one)."""
     limits.setdefault("max_tool_calls", max(1000, 2 * team_size + 10))
-    path.write_text(json.dumps({
-        "mcpServers": demo_servers(sys.executable, latency_ms, team_size),
-        "codemode": {"limits": limits},
-    }, indent=2))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "mcpServers": demo_servers(sys.executable, latency_ms, team_size),
+                "codemode": {"limits": limits},
+            },
+            indent=2,
+        )
+    )
     return path

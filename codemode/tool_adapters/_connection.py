@@ -230,8 +230,10 @@ class Connection:
                 raise ToolCallError(
                     f"server {self.name!r} is unavailable ({self.error}); "
                     f"next restart attempt in {wait:.1f} s",
-                    "ServerUnavailable", server=self.name, tool=tool,
-                )  # fmt: skip
+                    "ServerUnavailable",
+                    server=self.name,
+                    tool=tool,
+                )
             try:
                 if self.state == "failed":
                     self.restarts += 1
@@ -245,8 +247,10 @@ class Connection:
         if session is None:
             raise ToolCallError(
                 f"server {self.name!r} is unavailable ({self.error})",
-                "ServerUnavailable", server=self.name, tool=tool,
-            )  # fmt: skip
+                "ServerUnavailable",
+                server=self.name,
+                tool=tool,
+            )
         timeout = self.options.call_timeout_s
         try:
             result = await within(session.call_tool(tool, arguments), timeout)
@@ -255,8 +259,11 @@ class Connection:
                 f"{self.name}.{tool} did not answer within the call_timeout_s limit of "
                 f"{timeout:g} s (server {self.name!r}); raise codemode.servers."
                 f"{self.name}.call_timeout_s if it is just slow",
-                "Timeout", server=self.name, tool=tool, limit="call_timeout_s",
-            ) from None  # fmt: skip
+                "Timeout",
+                server=self.name,
+                tool=tool,
+                limit="call_timeout_s",
+            ) from None
         except ToolCallError:
             raise
         except Exception as exc:  # noqa: BLE001 - mapped at the boundary, never leaked raw
@@ -277,8 +284,10 @@ class Connection:
         if not isinstance(result, types.CallToolResult):
             raise ToolCallError(
                 f"{self.name}.{tool} returned {type(result).__name__}, not a tool result",
-                "ToolError", server=self.name, tool=tool,
-            )  # fmt: skip
+                "ToolError",
+                server=self.name,
+                tool=tool,
+            )
         return result
 
 

@@ -167,10 +167,18 @@ class Federation:
     def _admit(self, server: str, tool: str) -> None:
         """Enforce the per-minute call caps (global, then per server) before a call."""
         now = time.monotonic()
-        caps = [("*", self.config.codemode.max_tool_calls_per_minute,
-                 "codemode.max_tool_calls_per_minute"),
-                (server, self.config.options(server).max_calls_per_minute,
-                 f"codemode.servers.{server}.max_calls_per_minute")]  # fmt: skip
+        caps = [
+            (
+                "*",
+                self.config.codemode.max_tool_calls_per_minute,
+                "codemode.max_tool_calls_per_minute",
+            ),
+            (
+                server,
+                self.config.options(server).max_calls_per_minute,
+                f"codemode.servers.{server}.max_calls_per_minute",
+            ),
+        ]
         for key, cap, rule in caps:
             if cap is None:
                 continue
@@ -182,8 +190,11 @@ class Federation:
                 raise ToolCallError(
                     f"{server}.{tool} is blocked by policy: {rule} is {cap} and {cap} calls "
                     f"were made in the last 60 s; retry in {wait:.0f} s or raise the limit",
-                    "PolicyBlocked", server=server, tool=tool, limit=rule,
-                )  # fmt: skip
+                    "PolicyBlocked",
+                    server=server,
+                    tool=tool,
+                    limit=rule,
+                )
         for key, cap, _ in caps:
             if cap is not None:
                 self._recent[key].append(now)
@@ -267,12 +278,13 @@ class Federation:
             specs.append(FunctionSpec(f"{ns}.*", SERVER_FALLBACK_TARGET + server))
         specs.append(
             FunctionSpec(
-                "call_tool", CALL_TOOL_TARGET,
+                "call_tool",
+                CALL_TOOL_TARGET,
                 (Param("server", True), Param("tool", True), Param("arguments")),
                 "call_tool(server: str, tool: str, arguments: dict | None = None) -> Any",
                 "Call a tool by its server and its original MCP name (e.g. a hyphenated one).",
             )
-        )  # fmt: skip
+        )
         return specs
 
     @property
@@ -344,13 +356,19 @@ class Federation:
         if not isinstance(arguments, dict):
             raise ToolCallError(
                 f"call_tool(): arguments must be a dict, got {type(arguments).__name__}",
-                "InvalidArguments", server=server, tool=tool,
-            )  # fmt: skip
+                "InvalidArguments",
+                server=server,
+                tool=tool,
+            )
         key = self._resolve_server(server)
         if key is None:
             known = ", ".join(sorted(self.connections)) or "none configured"
-            raise ToolCallError(f"no server named {server!r} (servers: {known})", "UnknownTool",
-                                server=server, tool=tool)  # fmt: skip
+            raise ToolCallError(
+                f"no server named {server!r} (servers: {known})",
+                "UnknownTool",
+                server=server,
+                tool=tool,
+            )
         entry = self._entries.get(key + _SEP + tool) or next(
             (e for e in self._entries.values() if e.info.server == key and e.info.py_name == tool),
             None,
@@ -372,8 +390,10 @@ class Federation:
             raise ToolCallError(
                 f"{ns} (server {key!r}) has no tool {tool!r}{hint} Its tools: "
                 f"{', '.join(names) or 'none'}",
-                "UnknownTool", server=key, tool=tool,
-            )  # fmt: skip
+                "UnknownTool",
+                server=key,
+                tool=tool,
+            )
         return await self._call_entry(entry, arguments)
 
     def _resolve_server(self, server: str) -> str | None:
@@ -389,8 +409,12 @@ class Federation:
         if entry.validator is not None:
             error = jsonschema.exceptions.best_match(entry.validator.iter_errors(arguments))
             if error is not None:
-                raise ToolCallError(_argument_error(info, error), "InvalidArguments",
-                                    server=info.server, tool=info.name)  # fmt: skip
+                raise ToolCallError(
+                    _argument_error(info, error),
+                    "InvalidArguments",
+                    server=info.server,
+                    tool=info.name,
+                )
         value = await self._send(info.server, info.name, arguments, info.output_schema, info.path)
         if self.shapes is not None and (info.observed is not None or vague(info.returns)):
             if self.shapes.observe(info.server, info.name, entry.fingerprint, value):
@@ -413,8 +437,14 @@ class Federation:
             except Exception as exc:  # noqa: BLE001 - a listener's failure is its own
                 log.debug("a tools-changed listener failed: %s", exc)
 
-    async def _send(self, server: str, tool: str, arguments: dict[str, Any],
-                    output_schema: Any = None, label: str | None = None) -> Any:  # fmt: skip
+    async def _send(
+        self,
+        server: str,
+        tool: str,
+        arguments: dict[str, Any],
+        output_schema: Any = None,
+        label: str | None = None,
+    ) -> Any:
         """Every call downstream goes through here: rate caps, the call, unwrapping."""
         _check_text(server, tool, arguments)
         self._admit(server, tool)
@@ -433,11 +463,17 @@ def _check_text(server: str, tool: str, arguments: dict[str, Any]) -> None:
         raise ToolCallError(
             f"{server}.{tool}(): an argument holds {bad!r}, a lone surrogate that JSON text "
             "cannot carry; pass valid Unicode text (base64-encode binary data)",
-            "InvalidArguments", server=server, tool=tool,
-        ) from None  # fmt: skip
+            "InvalidArguments",
+            server=server,
+            tool=tool,
+        ) from None
     except (TypeError, ValueError) as exc:
-        raise ToolCallError(f"{server}.{tool}(): the arguments are not JSON: {exc}",
-                            "InvalidArguments", server=server, tool=tool) from None  # fmt: skip
+        raise ToolCallError(
+            f"{server}.{tool}(): the arguments are not JSON: {exc}",
+            "InvalidArguments",
+            server=server,
+            tool=tool,
+        ) from None
 
 
 def _clear_of_module(names: dict[str, str], taken: frozenset[str]) -> dict[str, str]:

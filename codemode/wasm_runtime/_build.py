@@ -194,9 +194,14 @@ def _run_reporting(cmd: list[str], env: dict[str, str], report: Progress) -> tup
     """Run the build child; report each step as it starts and, while one runs, its
     elapsed seconds every BUILD_TICK_S. Returns the exit code and the child's output."""
     proc = subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env=env, text=True, errors="replace",
-    )  # fmt: skip
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+        errors="replace",
+    )
     step = {"name": "starting", "since": time.monotonic()}
     done = threading.Event()
 
@@ -244,15 +249,20 @@ def _child_build(staging: Path) -> None:
     shutil.copytree(Path(tzdata.__file__).parent, extra / "tzdata")
     argv = [
         "componentize-py",
-        "--wit-path", str(GUEST_DIR / "wit"),
-        "--world", WORLD,
+        "--wit-path",
+        str(GUEST_DIR / "wit"),
+        "--world",
+        WORLD,
         "--quiet",
         "componentize",
-        "--python-path", str(GUEST_DIR),
-        "--python-path", str(extra),
+        "--python-path",
+        str(GUEST_DIR),
+        "--python-path",
+        str(extra),
         GUEST_MODULE,
-        "--output", str(component),
-    ]  # fmt: skip
+        "--output",
+        str(component),
+    ]
     sys.argv = argv
     print("step: componentize: CPython and the guest into a WebAssembly component", flush=True)
     cwd = os.getcwd()

@@ -57,8 +57,12 @@ counted, so a program of 1,000 calls does not flood the client."""
 class _WorkerProcess:
     """One worker: the process and the parent's end of its socketpair."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter) -> None:  # fmt: skip
+    def __init__(
+        self,
+        proc: asyncio.subprocess.Process,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
         self.proc = proc
         self.reader = reader
         self.writer = writer
@@ -70,13 +74,18 @@ class _WorkerProcess:
         parent_sock, child_sock = socket.socketpair()
         try:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-E", "-s", str(WORKER_SCRIPT),
-                str(child_sock.fileno()), str(compiled), str(memory_bytes),
+                sys.executable,
+                "-E",
+                "-s",
+                str(WORKER_SCRIPT),
+                str(child_sock.fileno()),
+                str(compiled),
+                str(memory_bytes),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,  # stdout may be the MCP channel: never share it
                 stderr=None,
                 pass_fds=(child_sock.fileno(),),
-            )  # fmt: skip
+            )
         finally:
             child_sock.close()
         reader, writer = await asyncio.open_connection(sock=parent_sock, limit=1 << 20)
@@ -124,8 +133,12 @@ class SandboxPool:
     Use as `async with SandboxPool() as pool: result = await pool.execute(code, host)`.
     """
 
-    def __init__(self, size: int | None = None, limits: Limits | None = None,
-                 progress: Progress | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        size: int | None = None,
+        limits: Limits | None = None,
+        progress: Progress | None = None,
+    ) -> None:
         self.size = max(1, size or min(4, os.cpu_count() or 2))
         self.limits = limits or Limits()
         self._progress = progress
@@ -302,10 +315,17 @@ def _limit_result(kind: str, message: str, limit: str) -> ExecutionResult:
 class _Execution:
     """One execution on one worker: sends the code, serves its tool calls, reads the outcome."""
 
-    def __init__(self, pool: SandboxPool, worker: _WorkerProcess, code: str,
-                 tool_host: ToolHost | None, functions: Sequence[FunctionSpec],
-                 namespaces: Sequence[NamespaceSpec], limits: Limits,
-                 on_call_done: Callable[[int], None] | None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        pool: SandboxPool,
+        worker: _WorkerProcess,
+        code: str,
+        tool_host: ToolHost | None,
+        functions: Sequence[FunctionSpec],
+        namespaces: Sequence[NamespaceSpec],
+        limits: Limits,
+        on_call_done: Callable[[int], None] | None,
+    ) -> None:
         pool._seq += 1
         self.seq = pool._seq
         self.worker = worker
@@ -391,12 +411,15 @@ class _Execution:
                 continue
             self.stats.tool_calls += 1
             if self.stats.tool_calls > self.limits.max_tool_calls:
-                self._complete(call_id, error=(
-                    "LimitExceeded",
-                    f"tool call limit reached: max_tool_calls is {self.limits.max_tool_calls} "
-                    "per execution. Make fewer calls (batch, filter first) or raise the limit.",
-                    {"limit": "max_tool_calls"},
-                ))  # fmt: skip
+                self._complete(
+                    call_id,
+                    error=(
+                        "LimitExceeded",
+                        f"tool call limit reached: max_tool_calls is {self.limits.max_tool_calls} "
+                        "per execution. Make fewer calls (batch, filter first) or raise the limit.",
+                        {"limit": "max_tool_calls"},
+                    ),
+                )
                 continue
             task = asyncio.get_running_loop().create_task(self._call(call_id, target, args))
             self.calls.add(task)
@@ -436,16 +459,24 @@ class _Execution:
             if self.on_call_done is not None:
                 self.on_call_done(self.calls_done)
 
-    def _complete(self, call_id: int, value_json: str | None = None,
-                  error: tuple[str, str, dict[str, Any]] | None = None) -> None:  # fmt: skip
+    def _complete(
+        self,
+        call_id: int,
+        value_json: str | None = None,
+        error: tuple[str, str, dict[str, Any]] | None = None,
+    ) -> None:
         if error is None:
             body = '{"id": %d, "ok": true, "value": %s}' % (call_id, value_json)
         else:
             kind, message, details = error
-            body = json.dumps({
-                "id": call_id, "ok": False,
-                "error": {"type": kind, "message": message, "details": details},
-            }, default=str)  # fmt: skip
+            body = json.dumps(
+                {
+                    "id": call_id,
+                    "ok": False,
+                    "error": {"type": kind, "message": message, "details": details},
+                },
+                default=str,
+            )
         if self.worker.alive and not self.worker.writer.is_closing():
             self.worker.send(
                 P.COMPLETION, P.SEQ.pack(self.seq) + body.encode("utf-8", "surrogatepass")

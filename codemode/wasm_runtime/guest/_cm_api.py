@@ -877,4 +877,4 @@ __all__ = [
     "relevant_to_program",
     "relevant_tools",
     "tools_that_may_help",
-]  # fmt: skip
+]

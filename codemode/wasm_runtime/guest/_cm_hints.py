@@ -142,9 +142,11 @@ def _attribute_hint(exc: AttributeError, line: str) -> str | None:
         )
     if isinstance(obj, list) and (name in RAW_MCP_FIELDS or name in ("get", "keys")):
         return f"{UNWRAPPED}: it is {_value_kind(obj)}; loop over it or index it with a number"
-    if type(obj).__name__ == "module" and obj.__name__ == "datetime" and name in (
-        "now", "utcnow", "today", "fromisoformat", "strptime", "fromtimestamp"
-    ):  # fmt: skip
+    if (
+        type(obj).__name__ == "module"
+        and obj.__name__ == "datetime"
+        and name in ("now", "utcnow", "today", "fromisoformat", "strptime", "fromtimestamp")
+    ):
         return f"use datetime.datetime.{name}(...) (or `from datetime import datetime`)"
     if isinstance(obj, str) and name in _DATE_ATTRS:
         shown = obj if len(obj) <= 40 else obj[:37] + "..."

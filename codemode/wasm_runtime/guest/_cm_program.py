@@ -131,8 +131,9 @@ def _await_of_lists(tree: ast.AST) -> None:
     """`await [a, b]` / `await [f(x) for x in xs]` (a list is never awaitable) ->
     `await asyncio.gather(*...)`, which is the only thing it can mean."""
     for node in ast.walk(tree):
-        if isinstance(node, ast.Await) and isinstance(node.value, (ast.List, ast.ListComp,
-                                                                   ast.Tuple)):  # fmt: skip
+        if isinstance(node, ast.Await) and isinstance(
+            node.value, (ast.List, ast.ListComp, ast.Tuple)
+        ):
             inner = node.value
             star = ast.Starred(value=inner, ctx=ast.Load())
             call = ast.Call(func=ast.Name(GATHER_NAME, ast.Load()), args=[star], keywords=[])
