@@ -145,7 +145,7 @@ async def aget_expenses(member_id: str, quarter: str) -> list[dict[str, Any]]:
 
 
 async def bench_codemode(cold: bool) -> dict[str, Any]:
-    from codemode.errors import ToolCallError
+    from codemode.errors import CallFailed, ErrorKind
     from codemode.wasm_runtime import FunctionSpec, Param, SandboxPool
 
     functions = {
@@ -165,9 +165,9 @@ async def bench_codemode(cold: bool) -> dict[str, Any]:
         def functions(self) -> list[FunctionSpec]:
             return [FunctionSpec(n, n, tuple(Param(p, True) for p in params[n])) for n in functions]
 
-        async def call(self, target: str, args: dict[str, Any]) -> Any:
+        async def call(self, target: str, args: dict[str, Any], context: Any = None) -> Any:
             if target not in functions:
-                raise ToolCallError(f"no {target}", "UnknownTool")
+                raise CallFailed(f"no {target}", ErrorKind.UNKNOWN_TOOL)
             return await functions[target](**args)
 
     host = Host()

@@ -63,7 +63,7 @@ class BenchHost:
             FunctionSpec("sleep_ms", "sleep_ms", (Param("ms", True),), "sleep_ms(ms)"),
         ]
 
-    async def call(self, target: str, args: dict[str, Any]) -> Any:
+    async def call(self, target: str, args: dict[str, Any], context: Any = None) -> Any:
         if target == "sleep_ms":
             await asyncio.sleep(args["ms"] / 1000)
             return args["ms"]

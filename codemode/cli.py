@@ -90,24 +90,21 @@ def _read_code(args: argparse.Namespace) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .server import Engine
-    from .server._results import error_text, notes, structured
+    from .server import Engine, error_text, notes, structured
+    from .wasm_runtime import Limits
 
     code = _read_code(args)
     config, _ = _load(args)
+    limits = Limits().replace(**config.codemode.limits.overrides())
+    if args.timeout is not None:
+        limits = limits.replace(timeout_s=args.timeout)
 
     async def main() -> int:
-        engine = Engine(config)
-        if args.timeout is not None:
-            engine.limits = engine.limits.replace(timeout_s=args.timeout)
-        engine.start(workers=1)
-        try:
+        async with Engine(config, limits=limits, workers=1) as engine:
             for name, error in (await engine.servers_ready()).items():
                 if error is not None:
                     print(f"codemode: server {name!r} is not available: {error}", file=sys.stderr)
             result = await engine.execute(code)
-        finally:
-            await engine.close()
         if args.json:
             print(json.dumps(structured(result), indent=2, ensure_ascii=False))
             return 0 if result.ok else 1
@@ -141,17 +138,14 @@ def _cmd_tools(args: argparse.Namespace) -> int:
     config, hint = _load(args)
 
     async def main() -> int:
-        engine = Engine(config, hint)
-        try:
-            status = await engine.federation.start()
+        async with Engine(config, hint, sandbox=False) as engine:
+            status = await engine.servers_ready()
             failed = {name: error for name, error in status.items() if error is not None}
             for name, error in failed.items():
                 print(f"codemode: server {name!r} is not available: {error}", file=sys.stderr)
-            text = engine.federation.stubs() if args.stubs else engine.description()
+            text = engine.stubs() if args.stubs else engine.description()
             sys.stdout.write(text if text.endswith("\n") else text + "\n")
             return 1 if failed else 0
-        finally:
-            await engine.close()
 
     return asyncio.run(main())
 

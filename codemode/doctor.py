@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .config import Config, default_config_path, load_config, resolve_config_path
-from .errors import CodeModeError
+from .errors import CallFailed, CodeModeError
 from .wasm_runtime import FunctionSpec, Param, SandboxPool
 
 SELF_TEST = """\
@@ -32,12 +32,10 @@ class _SelfTestHost:
     def functions(self) -> Sequence[FunctionSpec]:
         return [FunctionSpec("echo", "echo", (Param("value", True),)), FunctionSpec("fail", "fail")]
 
-    async def call(self, target: str, args: dict[str, Any]) -> Any:
+    async def call(self, target: str, args: dict[str, Any], context: Any = None) -> Any:
         if target == "echo":
             return args["value"]
-        from .errors import ToolCallError
-
-        raise ToolCallError("self-test error", "ToolError")
+        raise CallFailed("self-test error")
 
 
 class _Report:
@@ -98,15 +96,13 @@ async def _check_servers(report: _Report, config: Config) -> None:
     from .server import Engine
 
     started = time.monotonic()
-    engine = Engine(config)
-    federation = engine.federation
-    try:
-        await federation.start()
+    async with Engine(config, sandbox=False) as engine:
+        await engine.servers_ready()
         took = time.monotonic() - started
         by_server: dict[str, list[str]] = {}
-        for tool in federation.tools:
+        for tool in engine.tools:
             by_server.setdefault(tool.server, []).append(tool.py_name)
-        for name, error in federation.status().items():
+        for name, error in engine.status().items():
             item = f"server {name}"
             if error is not None:
                 report.line(
@@ -121,7 +117,7 @@ async def _check_servers(report: _Report, config: Config) -> None:
                 f", … ({len(tools) - 12} more)" if len(tools) > 12 else ""
             )
             verdict = "ok" if tools else "warn"
-            ns = federation.namespaces[name]
+            ns = engine.federation.namespaces[name]
             report.line(verdict, item, f"{len(tools)} tool(s) as `{ns}.*`: {shown or 'none'}")
         description = len(engine.description().encode("utf-8"))
         budget = config.codemode.description_budget_bytes
@@ -130,8 +126,6 @@ async def _check_servers(report: _Report, config: Config) -> None:
             "description",
             f"{description:,} bytes (budget {budget:,}); all servers answered in {took:.1f} s",
         )
-    finally:
-        await engine.close()
 
 
 async def _check_sandbox(report: _Report) -> None:

@@ -17,7 +17,7 @@ os.environ["CODEMODE_SHAPES_FILE"] = os.path.join(
     tempfile.mkdtemp(prefix="codemode-test-shapes-"), "shapes.json"
 )
 
-from codemode.errors import ToolCallError
+from codemode.errors import CallFailed, ErrorKind
 from codemode.wasm_runtime import FunctionSpec, Param, SandboxPool
 
 
@@ -49,7 +49,7 @@ class RecordingHost:
             ),
         ]
 
-    async def call(self, target: str, args: dict[str, Any]) -> Any:
+    async def call(self, target: str, args: dict[str, Any], context: Any = None) -> Any:
         loop = asyncio.get_running_loop()
         self.log.append(("start", target, loop.time()))
         try:
@@ -59,12 +59,12 @@ class RecordingHost:
                 await asyncio.sleep(args["ms"] / 1000)
                 return args.get("tag")
             if target == "fail":
-                raise ToolCallError(args["message"], "ToolError", server="demo", tool="fail")
+                raise CallFailed(args["message"], ErrorKind.TOOL_ERROR, server="demo", tool="fail")
             if target == "big":
                 return "x" * args["size"]
             if target == "add":
                 return args["a"] + args["b"]
-            raise ToolCallError(f"unknown target {target}", "UnknownTool")
+            raise CallFailed(f"unknown target {target}", ErrorKind.UNKNOWN_TOOL)
         finally:
             self.log.append(("end", target, loop.time()))
 

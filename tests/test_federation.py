@@ -14,7 +14,8 @@ from serve_client import BIN, FAULTY, NPM_BIN, children_of, demo, faulty
 
 from codemode.config import parse_config
 from codemode.errors import ToolCallError
-from codemode.tool_adapters import Federation
+from codemode.server import ToolBridge
+from codemode.tool_adapters import Federation, render_catalog
 
 
 def children(marker: str = "faulty.py") -> set[int]:
@@ -61,7 +62,7 @@ async def brief():
         {"mcpServers": {"team": demo("team"), "crm": demo("leads"), "jobs": demo("jobs")}}
     )
     async with Federation(config) as fed:
-        yield fed
+        yield ToolBridge(fed)
 
 
 async def test_brief_expense_workflow_runs_unchanged(pool, brief):
@@ -100,7 +101,9 @@ async def test_namespaces_and_bare_globals(pool, brief):
         "[len(await team.get_team_members()), (await crm.get_company('c001')).id]", brief
     )
     assert r.ok and r.result == [20, "c001"]
-    assert "await team.get_expenses(member_id: str, quarter: str)" in brief.catalog()
+    assert "await team.get_expenses(member_id: str, quarter: str)" in render_catalog(
+        brief.federation.tools
+    )
 
 
 async def test_bad_argument_names_parameter_expected_type_and_value(pool, brief):
@@ -123,9 +126,9 @@ async def test_failing_server_does_not_stop_others_and_reports_stderr(pool):
         status = fed.status()
         assert status["ok"] is None
         assert "missing API key FAULTY_TOKEN" in status["bad"]
-        r = await pool.execute("await bad.anything()", fed)
+        r = await pool.execute("await bad.anything()", ToolBridge(fed))
         assert r.error.type == "ToolError" and "FAULTY_TOKEN" in r.error.message
-        r = await pool.execute("await ok.echo('hi', times=2)", fed)
+        r = await pool.execute("await ok.echo('hi', times=2)", ToolBridge(fed))
         assert r.result == "hihi"
 
 
@@ -169,14 +172,16 @@ async def test_hung_call_times_out_naming_server_tool_and_limit():
 
 async def test_slow_calls_run_concurrently(pool):
     async with Federation(parse_config({"mcpServers": {"f": faulty()}})) as fed:
-        r = await pool.execute("await asyncio.gather(*[f.slow(300) for _ in range(10)])", fed)
+        r = await pool.execute(
+            "await asyncio.gather(*[f.slow(300) for _ in range(10)])", ToolBridge(fed)
+        )
         assert r.ok and r.result == [300] * 10
         assert r.stats.duration_ms < 1500
 
 
 async def test_ten_megabyte_result_and_mixed_content(pool):
     async with Federation(parse_config({"mcpServers": {"f": faulty()}})) as fed:
-        r = await pool.execute("len(await f.big(10))", fed)
+        r = await pool.execute("len(await f.big(10))", ToolBridge(fed))
         assert r.ok and r.result == 10 * 1024 * 1024
         mixed = await fed.call_tool("f", "mixed")
         assert mixed[0] == "caption"
@@ -190,7 +195,7 @@ async def test_ten_megabyte_result_and_mixed_content(pool):
 async def test_hyphenated_name_as_snake_case_and_through_call_tool(pool):
     async with Federation(parse_config({"mcpServers": {"f": faulty()}})) as fed:
         code = "[await f.weird_name(4), await weird_name(some_value=5), await call_tool('f', 'weird-name', {'some_value': 6})]"
-        r = await pool.execute(code, fed)
+        r = await pool.execute(code, ToolBridge(fed))
         assert r.ok and r.result == [8, 10, 12], r.error
 
 
@@ -202,10 +207,10 @@ async def test_tools_list_changed_refreshes_the_catalog():
             changed.set()
 
         fed.on_tools_changed(listener)
-        assert "f.late_tool()" not in fed.catalog()
+        assert "f.late_tool()" not in render_catalog(fed.tools)
         assert await fed.call_tool("f", "add_tool") == "added"
         await asyncio.wait_for(changed.wait(), 5)
-        assert "f.late_tool()" in fed.catalog()
+        assert "f.late_tool()" in render_catalog(fed.tools)
         assert await fed.call_tool("f", "late_tool") == "late"
 
 
@@ -217,7 +222,7 @@ async def test_allow_and_deny_lists_block_with_the_rule():
         }
     )
     async with Federation(config) as fed:
-        assert "crash" not in fed.catalog() and "echo" in fed.catalog()
+        assert "crash" not in render_catalog(fed.tools) and "echo" in render_catalog(fed.tools)
         with pytest.raises(ToolCallError) as err:
             await fed.call_tool("f", "crash")
         assert err.value.kind == "PolicyBlocked" and "'cra*'" in err.value.message
@@ -263,14 +268,14 @@ for server in (f, f, f, g, g, g, g):
         results.append(str(exc))
 results
 """
-        r = await pool.execute(code, fed)
+        r = await pool.execute(code, ToolBridge(fed))
         assert r.ok, r.error
         assert r.result[:2] == ["ok", "ok"]
         assert "codemode.servers.f.max_calls_per_minute is 2" in r.result[2]
         assert r.result[3:6] == ["ok", "ok", "ok"]  # 5 allowed in all: f twice, g three times
         assert "codemode.max_tool_calls_per_minute is 5" in r.result[6]
         # blocked calls do not count: the window still holds exactly five calls
-        assert sum(len(w) for k, w in fed._recent.items() if k == "*") == 5
+        assert sum(len(w) for k, w in fed.policy._recent.items() if k == "*") == 5
 
 
 async def test_shutdown_leaves_no_child_process():
@@ -309,7 +314,7 @@ async def test_streamable_http_downstream(pool, http_server):
     config = parse_config({"mcpServers": {"web": {"url": http_server}}})
     async with Federation(config) as fed:
         assert fed.status() == {"web": None}
-        r = await pool.execute("await asyncio.gather(web.echo('a'), web.slow(10))", fed)
+        r = await pool.execute("await asyncio.gather(web.echo('a'), web.slow(10))", ToolBridge(fed))
         assert r.ok and r.result == ["a", 10], r.error
 
 
@@ -329,7 +334,9 @@ async def test_third_party_time_server_from_pypi(pool):
     )
     async with Federation(config) as fed:
         assert fed.status() == {"time": None}, fed.status()
-        r = await pool.execute("(await time.get_current_time(timezone='UTC'))['timezone']", fed)
+        r = await pool.execute(
+            "(await time.get_current_time(timezone='UTC'))['timezone']", ToolBridge(fed)
+        )
         assert r.ok and r.result == "UTC", r.error
 
 
@@ -350,7 +357,7 @@ async def test_third_party_git_server_from_pypi(pool, tmp_path):
     )
     async with Federation(config) as fed:
         assert fed.status() == {"git": None}, fed.status()
-        r = await pool.execute(f"await git.git_log(repo_path={str(repo)!r})", fed)
+        r = await pool.execute(f"await git.git_log(repo_path={str(repo)!r})", ToolBridge(fed))
         assert r.ok and "first commit" in str(r.result), r.error
 
 
@@ -362,7 +369,7 @@ async def test_third_party_everything_server_with_hyphenated_names(pool):
         assert fed.status() == {"everything": None}, fed.status()
         names = [t.name for t in fed.tools]
         assert any("-" in n for n in names), names
-        r = await pool.execute("await everything.echo(message='hi')", fed)
+        r = await pool.execute("await everything.echo(message='hi')", ToolBridge(fed))
         assert r.ok and "hi" in str(r.result), r.error
         hyphenated = next(t for t in fed.tools if "-" in t.name)
         assert hyphenated.py_name == hyphenated.name.replace("-", "_")
@@ -380,7 +387,7 @@ async def test_third_party_filesystem_server(pool, tmp_path):
     async with Federation(config) as fed:
         assert fed.status() == {"fs": None}, fed.status()
         r = await pool.execute(
-            f"await fs.read_text_file(path={str(tmp_path / 'notes.txt')!r})", fed
+            f"await fs.read_text_file(path={str(tmp_path / 'notes.txt')!r})", ToolBridge(fed)
         )
         assert r.ok and "codemode was here" in str(r.result), r.error
 
@@ -403,5 +410,5 @@ await mem.create_entities(entities=[{"name": "Ada", "entityType": "person", "obs
 graph = await mem.read_graph()
 [e["name"] for e in graph["entities"]]
 """
-        r = await pool.execute(code, fed)
+        r = await pool.execute(code, ToolBridge(fed))
         assert r.ok and r.result == ["Ada"], r.error

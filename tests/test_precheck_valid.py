@@ -36,7 +36,7 @@ class KeywordsHost(RecordingHost):
         )
         return [*super().functions(), find]
 
-    async def call(self, target: str, args: dict[str, Any]) -> Any:
+    async def call(self, target: str, args: dict[str, Any], context: Any = None) -> Any:
         if target == "find":
             return [args["query"], args.get("limit")]
         return await super().call(target, args)

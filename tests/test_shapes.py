@@ -3,13 +3,14 @@ catalog shows it (a real downstream server's text tool)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 
 from serve_client import faulty
 
 from codemode.config import parse_config
-from codemode.tool_adapters import Federation
+from codemode.tool_adapters import Federation, render_catalog
 from codemode.tool_adapters._shapes import (
     MAX_ENTRIES,
     ShapeStore,
@@ -81,17 +82,22 @@ async def test_the_catalog_shows_a_learned_shape_and_learning_can_be_turned_off(
     monkeypatch.setenv("CODEMODE_SHAPES_FILE", str(tmp_path / "shapes.json"))
     config = parse_config({"mcpServers": {"f": faulty()}})
     async with Federation(config) as fed:
-        assert "f.mixed() -> Any" in fed.catalog()
+        assert "f.mixed() -> Any" in render_catalog(fed.tools)
+        version = fed.catalog.version
         await fed.call_tool("f", "mixed")
-        line = next(x for x in fed.catalog().splitlines() if "f.mixed(" in x)
+        for _ in range(100):  # the catalog is rebuilt by the federation's own task
+            if fed.catalog.version > version:
+                break
+            await asyncio.sleep(0.02)
+        line = next(x for x in render_catalog(fed.tools).splitlines() if "f.mixed(" in x)
         assert "-> list" in line and "# observed" in line
         assert "observed in real calls" in next(t for t in fed.tools if t.name == "mixed").doc()
     # the next start reads what was learned
     async with Federation(config) as fed:
-        assert "f.mixed() -> list" in fed.catalog()
+        assert "f.mixed() -> list" in render_catalog(fed.tools)
     off = parse_config({"mcpServers": {"f": faulty()}, "codemode": {"learn_shapes": False}})
     (tmp_path / "shapes.json").unlink()
     async with Federation(off) as fed:
         await fed.call_tool("f", "mixed")
-        assert "f.mixed() -> Any" in fed.catalog()
+        assert "f.mixed() -> Any" in render_catalog(fed.tools)
     assert not (tmp_path / "shapes.json").exists()

@@ -6,7 +6,19 @@ pair, `CodeModeServer` serves it over MCP.
 
 from ._description import TOOL_NAME
 from ._engine import Engine
+from ._host import ToolBridge, sandbox_naming
 from ._mcp import CodeModeServer, serve
-from ._results import OUTPUT_SCHEMA
+from ._results import OUTPUT_SCHEMA, error_text, notes, structured
 
-__all__ = ["OUTPUT_SCHEMA", "TOOL_NAME", "CodeModeServer", "Engine", "serve"]
+__all__ = [
+    "OUTPUT_SCHEMA",
+    "TOOL_NAME",
+    "CodeModeServer",
+    "Engine",
+    "ToolBridge",
+    "error_text",
+    "notes",
+    "sandbox_naming",
+    "serve",
+    "structured",
+]

@@ -1,72 +1,128 @@
 """The engine behind every command: a config's downstream servers plus a sandbox pool.
 
 `serve`, `run`, `tools`, `doctor` and `demo` all drive this one object, so code tried with
-`codemode run` behaves exactly as it will under an agent.
+`codemode run` behaves exactly as it will under an agent. It is an async context manager:
+entering it connects the servers and starts the sandbox in the background (tasks of its
+own); leaving it stops both, leaving no process behind. Its limits are fixed when it is
+made.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
+from .._aio import Background
 from ..config import Config
-from ..tool_adapters import Federation
+from ..context import CallContext
+from ..errors import ErrorKind
+from ..tool_adapters import Federation, ToolInfo
 from ..wasm_runtime import ExecutionError, ExecutionResult, Limits, SandboxPool
 from . import _description
+from ._host import ToolBridge, sandbox_naming
 
 log = logging.getLogger("codemode.server")
 
 
 class Engine:
-    """Connects the servers and starts the sandbox in the background; runs programs.
+    """`async with Engine(config) as engine`: servers connect and (unless `sandbox=False`,
+    for commands that run no code) the sandbox starts in the background. `servers_ready()`
+    waits for every server's first connection attempt (bounded by its
+    `connect_timeout_s`), and `execute()` also waits for the sandbox (built on first use,
+    ~20 s once per machine)."""
 
-    `start()` returns at once; `servers_ready()` waits for every server's first connection
-    attempt (bounded by its `connect_timeout_s`), and `execute()` also waits for the sandbox
-    (built on first use, ~20 s once per machine).
-    """
-
-    def __init__(self, config: Config, no_config_hint: str | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        no_config_hint: str | None = None,
+        *,
+        limits: Limits | None = None,
+        workers: int | None = None,
+        sandbox: bool = True,
+    ) -> None:
         self.config = config
         self.no_config_hint = no_config_hint
-        self.limits = Limits().replace(**config.codemode.limits.overrides())
-        self.federation = Federation(config)
+        self.limits = limits or Limits().replace(**config.codemode.limits.overrides())
+        self.federation = Federation(config, sandbox_naming())
+        self.tools_host = ToolBridge(self.federation)
         self.pool = SandboxPool(size=config.codemode.workers, limits=self.limits)
-        self._servers: asyncio.Task[dict[str, str | None]] | None = None
-        self._sandbox: asyncio.Task[None] | None = None
+        self._warm_workers = workers or self.pool.size
+        self._background = Background("codemode:engine")
+        self._servers_done = asyncio.Event()
+        self._servers_status: dict[str, str | None] = {}
+        self._sandbox: asyncio.Future[None] | None = None
+        self._wants_sandbox = sandbox
+        self._open = False
 
-    def start(self, workers: int | None = None) -> None:
-        if self._servers is not None:
+    async def __aenter__(self) -> Engine:
+        await self.federation.open()
+        await self.pool.open()
+        await self._background.open()
+        self._open = True
+        self._background.start_soon(self._connect, name="connect the servers")
+        if self._wants_sandbox:
+            self._start_sandbox()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if not self._open:
             return
-        self._servers = asyncio.create_task(self.federation.start(), name="codemode:servers")
-        self._sandbox = asyncio.create_task(
-            self.pool.start(workers or self.pool.size), name="codemode:sandbox"
-        )
+        self._open = False
+        await self._background.close()
+        await asyncio.gather(self.federation.close(), self.pool.close(), return_exceptions=True)
+
+    async def _connect(self) -> None:
+        try:
+            self._servers_status = await self.federation.start()
+        finally:
+            self._servers_done.set()
+
+    def _start_sandbox(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._sandbox = loop.create_future()
+        sandbox = self._sandbox
+
+        async def start() -> None:
+            try:
+                await self.pool.start(self._warm_workers)
+            except Exception as exc:  # noqa: BLE001 - the next execution reports (and retries) it
+                if not sandbox.done():
+                    sandbox.set_exception(exc)
+                return
+            if not sandbox.done():
+                sandbox.set_result(None)
+
+        self._background.start_soon(start, name="start the sandbox")
 
     async def servers_ready(self) -> dict[str, str | None]:
         """Wait for the first connection attempts; server name -> None (ok) or its error."""
-        if self._servers is None:
-            self.start()
-        assert self._servers is not None
-        return await asyncio.shield(self._servers)
+        await self._servers_done.wait()
+        return dict(self._servers_status)
 
     async def sandbox_ready(self) -> None:
         if self._sandbox is None:
-            self.start()
+            self._start_sandbox()  # an engine made without one, asked to run code
         assert self._sandbox is not None
         if self._sandbox.done() and self._sandbox.exception() is not None:
             # the last attempt failed (say, a build error since fixed): try again, not forever
-            self._sandbox = asyncio.create_task(self.pool.start(1), name="codemode:sandbox")
+            self._start_sandbox()
         await asyncio.shield(self._sandbox)
 
-    async def close(self) -> None:
-        for task in (self._servers, self._sandbox):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
-        await asyncio.gather(self.federation.close(), self.pool.close(), return_exceptions=True)
+    # -- what the commands read ----------------------------------------------------------
+
+    @property
+    def tools(self) -> list[ToolInfo]:
+        return self.federation.tools
+
+    def status(self) -> dict[str, str | None]:
+        return self.federation.status()
+
+    def stubs(self) -> str:
+        return self.federation.stubs()
 
     def description(self) -> str:
         fed = self.federation
@@ -80,7 +136,9 @@ class Engine:
             self.no_config_hint,
         )
 
-    async def execute(self, code: str, on_call_done: Any = None) -> ExecutionResult:
+    async def execute(
+        self, code: str, on_call_done: Any = None, context: CallContext | None = None
+    ) -> ExecutionResult:
         """Run a program against the servers; failures come back in the result."""
         await self.servers_ready()
         try:
@@ -89,6 +147,9 @@ class Engine:
             log.error("the sandbox could not start: %s", exc)
             message = f"codemode: the sandbox could not start: {exc}"
             return ExecutionResult(
-                ok=False, error=ExecutionError(type=type(exc).__name__, message=message)
+                ok=False,
+                error=ExecutionError(
+                    type=type(exc).__name__, message=message, kind=ErrorKind.SANDBOX_UNAVAILABLE
+                ),
             )
-        return await self.pool.execute(code, self.federation, self.limits, on_call_done)
+        return await self.pool.execute(code, self.tools_host, self.limits, on_call_done, context)

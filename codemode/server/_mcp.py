@@ -17,13 +17,16 @@ import signal
 import socket
 from typing import Any
 
+import anyio
 import mcp_types as types
 from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.session import ServerSession
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
 
 from .. import __version__
-from ..errors import ServeError
+from .._aio import Background
+from ..context import CallContext
+from ..errors import ErrorKind, ServeError
 from ..wasm_runtime import ExecutionError, ExecutionResult
 from . import _results
 from ._description import TOOL_NAME
@@ -37,6 +40,9 @@ SHUTDOWN_TIMEOUT_S = 5.0
 PROGRESS_INTERVAL_S = 0.2
 """At most one progress notification per execution this often (1,000 calls are not
 1,000 notifications)."""
+
+NOTIFY_TIMEOUT_S = 5.0
+"""A client that takes longer than this to take a notification is dropped from the list."""
 
 MAX_NOTIFIED_SESSIONS = 256
 """Client sessions remembered for `tools/list_changed` (HTTP may have many over time)."""
@@ -91,12 +97,44 @@ def _has_progress_token(meta: Any) -> bool:
     return bool(meta) and meta.get("progress_token") is not None
 
 
+class _Notifier:
+    """Sends one client `tools/list_changed`: changes that come while a send is under way
+    make one more send (never lost, never queued up); a send that takes more than
+    NOTIFY_TIMEOUT_S, or fails, drops the client from the list."""
+
+    def __init__(self, session: ServerSession, forget: Any) -> None:
+        self.session = session
+        self._forget = forget
+        self._pending = False
+        self._sending = False
+
+    def poke(self, background: Background) -> None:
+        self._pending = True
+        if not self._sending:
+            self._sending = True
+            background.start_soon(self._send, name="notify a client")
+
+    async def _send(self) -> None:
+        try:
+            while self._pending:
+                self._pending = False
+                with anyio.fail_after(NOTIFY_TIMEOUT_S):
+                    await self.session.send_tool_list_changed()
+        except Exception as exc:  # noqa: BLE001 - a gone or stuck client is dropped, not fatal
+            log.debug("dropping a client session: %s", exc)
+            self._forget(self.session)
+        finally:
+            self._sending = False
+
+
 class CodeModeServer:
     """An `Engine` served over MCP."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.bus = InMemorySubscriptionBus()
+        self.background = Background("codemode:server")
+        self._notifiers: dict[int, _Notifier] = {}
         self._sessions: list[ServerSession] = []
         self.server: Server[Any] = Server(
             "codemode",
@@ -162,8 +200,9 @@ class CodeModeServer:
         if _has_progress_token(ctx.meta):
             progress = _Progress(ctx.session)
             ticker = asyncio.create_task(progress.run())
+        context = CallContext(client=ctx.session)
         try:
-            result = await self.engine.execute(code, progress.update if progress else None)
+            result = await self.engine.execute(code, progress.update if progress else None, context)
         finally:
             if ticker is not None:
                 ticker.cancel()
@@ -180,15 +219,19 @@ class CodeModeServer:
         return _to_call_result(result)
 
     async def _tools_changed(self) -> None:
-        """Downstream tools changed: the description did too; tell every client."""
+        """Downstream tools changed: the description did too; tell every client, each by a
+        notifier of its own, so a slow client holds up no one."""
         for session in list(self._sessions):
-            try:
-                await session.send_tool_list_changed()
-            except Exception as exc:  # noqa: BLE001 - a gone client is forgotten, not fatal
-                log.debug("dropping a client session: %s", exc)
-                with contextlib.suppress(ValueError):
-                    self._sessions.remove(session)
+            notifier = self._notifiers.get(id(session))
+            if notifier is None:
+                notifier = self._notifiers[id(session)] = _Notifier(session, self._forget)
+            notifier.poke(self.background)
         await self.bus.publish(ToolsListChanged())
+
+    def _forget(self, session: ServerSession) -> None:
+        with contextlib.suppress(ValueError):
+            self._sessions.remove(session)
+        self._notifiers.pop(id(session), None)
 
     # -- transports --------------------------------------------------------------------
 
@@ -196,10 +239,10 @@ class CodeModeServer:
         from mcp.server.stdio import stdio_server
 
         async with stdio_server() as (read_stream, write_stream):
-            # Started inside the stdio claim: downstream servers and sandbox workers are
+            # Entered inside the stdio claim: downstream servers and sandbox workers are
             # spawned while fd 1 points at stderr, so none of them can write to the channel.
-            self.engine.start()
-            await self.server.run(read_stream, write_stream, self.init_options())
+            async with self.engine:
+                await self.server.run(read_stream, write_stream, self.init_options())
 
     async def serve_http(self, host: str, port: int) -> None:
         import uvicorn
@@ -208,15 +251,15 @@ class CodeModeServer:
         # once (uvicorn would log it and leave the process hanging).
         sock = bind_tcp(host, port)
         app = self.server.streamable_http_app(host=host)
-        self.engine.start()
         config = uvicorn.Config(app, log_level="warning", lifespan="on")
         server = uvicorn.Server(config)
         bound = sock.getsockname()
-        log.info("codemode serving MCP on http://%s:%d/mcp", host, bound[1])
-        try:
-            await server.serve(sockets=[sock])
-        finally:
-            sock.close()
+        async with self.engine:
+            log.info("codemode serving MCP on http://%s:%d/mcp", host, bound[1])
+            try:
+                await server.serve(sockets=[sock])
+            finally:
+                sock.close()
 
 
 def bind_tcp(host: str, port: int) -> socket.socket:
@@ -253,7 +296,12 @@ def _to_call_result(result: ExecutionResult) -> types.CallToolResult:
 
 def _refusal(message: str) -> types.CallToolResult:
     return _to_call_result(
-        ExecutionResult(ok=False, error=ExecutionError(type="InvalidArguments", message=message))
+        ExecutionResult(
+            ok=False,
+            error=ExecutionError(
+                type="InvalidArguments", message=message, kind=ErrorKind.INVALID_ARGUMENTS
+            ),
+        )
     )
 
 
@@ -263,6 +311,7 @@ async def serve(
     """Serve until the client goes away (stdio EOF) or SIGTERM/SIGINT; then clean up:
     downstream servers and sandbox workers are stopped either way."""
     server = CodeModeServer(engine)
+    await server.background.open()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -283,6 +332,7 @@ async def serve(
             await asyncio.wait_for(engine.close(), SHUTDOWN_TIMEOUT_S)
         except asyncio.TimeoutError:
             log.warning("codemode: cleanup took over %g s", SHUTDOWN_TIMEOUT_S)
+        await server.background.close()
     if runner.done():
         runner.result()  # the client went away; re-raise if the transport failed
         return

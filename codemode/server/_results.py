@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import ErrorKind
 from ..wasm_runtime import MAX_CALL_RECORDS, ExecutionError, ExecutionResult
 
 _COUNT = {"type": "integer", "minimum": 0}
@@ -35,6 +36,11 @@ OUTPUT_SCHEMA: dict[str, Any] = {
                         "hint": {
                             "type": ["string", "null"],
                             "description": "The fix, when the error is a known mistake.",
+                        },
+                        "kind": {
+                            "enum": [k.value for k in ErrorKind],
+                            "description": "What went wrong, in codemode's one vocabulary "
+                            "of error kinds (the same as a ToolError's `kind` in the program).",
                         },
                     },
                     "required": ["type", "message", "traceback"],
@@ -108,6 +114,7 @@ def structured(result: ExecutionResult) -> dict[str, Any]:
             "line": e.line,
             "limit": e.limit,
             "hint": e.hint,
+            "kind": (e.kind or ErrorKind.PROGRAM_ERROR).value,
         }
     s = result.stats
     return {

@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import IO, Any
 
+import anyio
 import httpx2
 from mcp import types
 from mcp.client.session import ClientSession
@@ -28,7 +29,7 @@ from mcp_types import CONNECTION_CLOSED
 from .._aio import within
 from .._chain import CHAIN_ENV, chain_for
 from ..config import ServerConfig, ServerOptions
-from ..errors import ServerStartError, ToolCallError
+from ..errors import ErrorKind, ServerStartError, ToolCallError
 
 log = logging.getLogger("codemode.downstream")
 
@@ -69,7 +70,8 @@ class Connection:
         self._errlog: IO[str] | None = None
         self._next_start = 0.0
         self._backoff = RESTART_BACKOFF_S[0]
-        self._refresh: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()  # stop, or refresh the tools
+        self._refresh_wanted = False
 
     # -- lifetime ----------------------------------------------------------------------
 
@@ -81,6 +83,7 @@ class Connection:
             await self._stop_runner()
             self.state = "connecting"
             self._stop = asyncio.Event()
+            self._wake = asyncio.Event()
             ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._runner = asyncio.create_task(self._run(ready), name=f"mcp:{self.name}")
             timeout = self.options.connect_timeout_s
@@ -92,7 +95,7 @@ class Connection:
             except Exception as exc:  # noqa: BLE001 - reported as the server's start error
                 await self._stop_runner()
                 reason = _describe(exc)
-                if "Connection closed" in reason:
+                if _closed(exc):
                     reason = (
                         "the server exited (or closed stdout) before completing MCP initialization"
                     )
@@ -151,7 +154,7 @@ class Connection:
                 self.state = "ready"
                 self.error = None
                 ready.set_result(None)
-                await self._stop.wait()
+                await self._serve_refreshes(session)
         except BaseException as exc:
             if not ready.done():
                 ready.set_exception(
@@ -174,6 +177,7 @@ class Connection:
         if runner is None:
             return
         self._stop.set()
+        self._wake.set()
         try:
             await asyncio.wait_for(asyncio.shield(runner), 5)
         except (asyncio.TimeoutError, Exception):  # noqa: BLE001
@@ -182,8 +186,6 @@ class Connection:
                 await runner
 
     async def close(self) -> None:
-        if self._refresh is not None:
-            self._refresh.cancel()
         await self._stop_runner()
         self.state = "closed"
         if self._errlog is not None:
@@ -206,21 +208,26 @@ class Connection:
     # -- tools -------------------------------------------------------------------------
 
     async def _on_message(self, message: Any) -> None:
-        if isinstance(message, types.ToolListChangedNotification) and self.session is not None:
-            if self._refresh is None or self._refresh.done():
-                self._refresh = asyncio.create_task(self._refresh_tools())
+        if isinstance(message, types.ToolListChangedNotification):
+            self._refresh_wanted = True  # seen by the runner; one during a refresh is kept
+            self._wake.set()
 
-    async def _refresh_tools(self) -> None:
-        session = self.session
-        if session is None:
-            return
-        try:
-            self.tools = await _list_all_tools(session)
-        except Exception as exc:  # noqa: BLE001
-            log.warning("server %r: could not refresh its tools: %s", self.name, exc)
-            return
-        if self.on_tools_changed is not None:
-            await self.on_tools_changed()
+    async def _serve_refreshes(self, session: ClientSession) -> None:
+        """The runner's life once ready: refresh the tools each time the server says they
+        changed (coalesced: any number of notices during a refresh make one more), until
+        stopped. The refresh is the runner's own work, so it ends with the connection."""
+        while not self._stop.is_set():
+            await self._wake.wait()
+            self._wake.clear()
+            while self._refresh_wanted and not self._stop.is_set():
+                self._refresh_wanted = False
+                try:
+                    self.tools = await _list_all_tools(session)
+                except Exception as exc:  # noqa: BLE001 - a failed refresh keeps the old tools
+                    log.warning("server %r: could not refresh its tools: %s", self.name, exc)
+                    continue
+                if self.on_tools_changed is not None:
+                    await self.on_tools_changed()
 
     async def call(self, tool: str, arguments: dict[str, Any]) -> types.CallToolResult:
         """Call `tool`; restart the server first if it died. Raises ToolCallError."""
@@ -230,7 +237,7 @@ class Connection:
                 raise ToolCallError(
                     f"server {self.name!r} is unavailable ({self.error}); "
                     f"next restart attempt in {wait:.1f} s",
-                    "ServerUnavailable",
+                    ErrorKind.SERVER_UNAVAILABLE,
                     server=self.name,
                     tool=tool,
                 )
@@ -241,13 +248,13 @@ class Connection:
                 await self.start()
             except ServerStartError as exc:
                 raise ToolCallError(
-                    str(exc), "ServerUnavailable", server=self.name, tool=tool
+                    str(exc), ErrorKind.SERVER_UNAVAILABLE, server=self.name, tool=tool
                 ) from None
         session = self.session
         if session is None:
             raise ToolCallError(
                 f"server {self.name!r} is unavailable ({self.error})",
-                "ServerUnavailable",
+                ErrorKind.SERVER_UNAVAILABLE,
                 server=self.name,
                 tool=tool,
             )
@@ -259,7 +266,7 @@ class Connection:
                 f"{self.name}.{tool} did not answer within the call_timeout_s limit of "
                 f"{timeout:g} s (server {self.name!r}); raise codemode.servers."
                 f"{self.name}.call_timeout_s if it is just slow",
-                "Timeout",
+                ErrorKind.TIMEOUT,
                 server=self.name,
                 tool=tool,
                 limit="call_timeout_s",
@@ -273,18 +280,18 @@ class Connection:
                 self._mark_failed("the server closed the connection")
                 message = f"server {self.name!r} stopped during {self.name}.{tool}: {self.error}"
                 raise ToolCallError(
-                    message, "ServerUnavailable", server=self.name, tool=tool
+                    message, ErrorKind.SERVER_UNAVAILABLE, server=self.name, tool=tool
                 ) from None
             raise ToolCallError(
                 f"{self.name}.{tool} failed: {_describe(exc)}",
-                "ToolError",
+                ErrorKind.TOOL_ERROR,
                 server=self.name,
                 tool=tool,
             ) from None
         if not isinstance(result, types.CallToolResult):
             raise ToolCallError(
                 f"{self.name}.{tool} returned {type(result).__name__}, not a tool result",
-                "ToolError",
+                ErrorKind.TOOL_ERROR,
                 server=self.name,
                 tool=tool,
             )
@@ -302,6 +309,19 @@ async def _list_all_tools(session: ClientSession) -> list[types.Tool]:
         if not cursor:
             break
     return tools
+
+
+def _closed(exc: BaseException) -> bool:
+    """Whether `exc` (or an exception in its group) says the server's stream ended: the
+    SDK's CONNECTION_CLOSED error, or anyio's closed or broken stream."""
+    group = getattr(exc, "exceptions", None)
+    if isinstance(group, (list, tuple)):
+        return any(_closed(e) for e in group)
+    if isinstance(exc, MCPError):
+        return exc.error.code == CONNECTION_CLOSED
+    return isinstance(
+        exc, (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream)
+    )
 
 
 def _describe(exc: BaseException) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from mcp import types
 
-from ..errors import ToolCallError
+from ..errors import ErrorKind, ToolCallError
 from ._schema import wrapped_result_schema
 
 
@@ -30,7 +30,7 @@ def unwrap(
             f"{name} failed: {message}"
             if message
             else f"{name} reported an error without a message",
-            "ToolError",
+            ErrorKind.TOOL_ERROR,
             server=server,
             tool=tool,
         )

@@ -1,11 +1,19 @@
 """The sandbox: Python code in CPython compiled to WebAssembly, run under wasmtime.
 
-Knows nothing of MCP. `SandboxPool.execute(code, tool_host, limits)` runs a program; a
-`ToolHost` supplies the functions the program can call.
+Knows nothing of MCP (importing it loads no MCP code). `SandboxPool.execute(code,
+tool_host)` runs a program; a `ToolHost` supplies the functions the program can call and
+raises `errors.CallFailed` for a call that fails.
+
+- `_build`: guest sources -> component -> native code, cached; `_engine`: its flags.
+- `_pool`: the worker processes; `_process`: one of them, as the pool sees it.
+- `_execution`: one run (its worker, clock, calls, state); `_outcome`: its result.
+- `_worker`: the worker process itself; `_protocol`: the frames between the two.
+- `guest/`: what runs inside the sandbox.
 """
 
-from ._build import Artifact, ensure_built, sandbox_modules
-from ._pool import MAX_CALL_RECORDS, SandboxPool
+from ._build import Artifact, ensure_built, ensure_built_async, sandbox_modules
+from ._execution import MAX_CALL_RECORDS, Execution, State
+from ._pool import SandboxPool
 from ._types import (
     CallRecord,
     ExecutionError,
@@ -22,6 +30,7 @@ __all__ = [
     "MAX_CALL_RECORDS",
     "Artifact",
     "CallRecord",
+    "Execution",
     "ExecutionError",
     "ExecutionResult",
     "ExecutionStats",
@@ -30,7 +39,9 @@ __all__ = [
     "NamespaceSpec",
     "Param",
     "SandboxPool",
+    "State",
     "ToolHost",
     "ensure_built",
+    "ensure_built_async",
     "sandbox_modules",
 ]

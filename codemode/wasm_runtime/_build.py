@@ -13,6 +13,7 @@ process, so the memory they take is given back when they finish. Progress goes t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import hashlib
@@ -21,11 +22,9 @@ import os
 import platform
 import runpy
 import shutil
-import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -109,9 +108,14 @@ def _verified(folder: Path, key: str) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Serialize builds of the same key across processes (two servers starting at once)."""
+LOCK_POLL_S = 0.2
+"""How often a build waits for another process's build of the same key to finish."""
+
+
+@contextlib.asynccontextmanager
+async def _locked(path: Path) -> AsyncIterator[None]:
+    """Serialize builds of the same key across processes (two servers starting at once);
+    waiting for the lock can be cancelled."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         try:
@@ -119,7 +123,12 @@ def _locked(path: Path) -> Iterator[None]:
         except ImportError:  # Windows: no cross-process lock; builds then race harmlessly
             yield
             return
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                await asyncio.sleep(LOCK_POLL_S)
         try:
             yield
         finally:
@@ -131,21 +140,29 @@ _verified_cache: dict[str, Artifact] = {}
 
 def ensure_built(progress: Progress | None = None, *, force: bool = False) -> Artifact:
     """Return the compiled sandbox, building and compiling it first if the cache has no
-    valid copy. Blocking; progress messages go to `progress` (default: stderr)."""
+    valid copy. Blocking (for commands without an event loop); see `ensure_built_async`."""
+    return asyncio.run(ensure_built_async(progress, force=force))
+
+
+async def ensure_built_async(progress: Progress | None = None, *, force: bool = False) -> Artifact:
+    """Return the compiled sandbox, building and compiling it first if the cache has no
+    valid copy. The build runs in a child process; cancelling this stops it (the child is
+    killed, its half-made folder removed). Progress messages go to `progress` (default:
+    stderr), each step as it starts."""
     report = progress or _stderr_progress
     key = cache_key()
     if not force and key in _verified_cache:
         return _verified_cache[key]
     root = cache_dir() / "sandbox"
     folder = root / key[:24]
-    with _locked(root / f"{key[:24]}.lock"):
+    async with _locked(root / f"{key[:24]}.lock"):
         if not force and _verified(folder, key):
             artifact = Artifact(folder / COMPILED_NAME, key, built_now=False)
         else:
             if folder.exists():
                 report(f"discarding cached sandbox at {folder} (stale or incomplete)")
             started = time.monotonic()
-            _build_into(folder, key, report)
+            await _build_into(folder, key, report)
             artifact = Artifact(
                 folder / COMPILED_NAME, key, built_now=True, build_s=time.monotonic() - started
             )
@@ -153,7 +170,7 @@ def ensure_built(progress: Progress | None = None, *, force: bool = False) -> Ar
     return artifact
 
 
-def _build_into(folder: Path, key: str, report: Progress) -> None:
+async def _build_into(folder: Path, key: str, report: Progress) -> None:
     staging = folder.with_name(folder.name + f".tmp{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -164,7 +181,11 @@ def _build_into(folder: Path, key: str, report: Progress) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
     env["PYTHONUNBUFFERED"] = "1"  # its progress lines arrive as they are printed
-    returncode, output = _run_reporting(cmd, env, report)
+    try:
+        returncode, output = await _run_reporting(cmd, env, report)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     if returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
         tail = output[-25:]
@@ -190,49 +211,48 @@ BUILD_TICK_S = 5.0
 """While a build step runs, its elapsed time is reported this often."""
 
 
-def _run_reporting(cmd: list[str], env: dict[str, str], report: Progress) -> tuple[int, list[str]]:
+async def _run_reporting(
+    cmd: list[str], env: dict[str, str], report: Progress
+) -> tuple[int, list[str]]:
     """Run the build child; report each step as it starts and, while one runs, its
     elapsed seconds every BUILD_TICK_S. Returns the exit code and the child's output."""
-    proc = subprocess.Popen(
-        cmd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    proc = await asyncio.create_subprocess_exec(
+        *cmd,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
         env=env,
-        text=True,
-        errors="replace",
     )
     step = {"name": "starting", "since": time.monotonic()}
-    done = threading.Event()
 
-    def tick() -> None:
-        while not done.wait(BUILD_TICK_S):
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(BUILD_TICK_S)
             elapsed = time.monotonic() - step["since"]
             if elapsed >= 1:
                 report(f"  ... {step['name'].split(':')[0]}: {elapsed:.0f} s")
 
-    ticker = threading.Thread(target=tick, name="build-progress", daemon=True)
-    ticker.start()
     output: list[str] = []
+    ticker = asyncio.ensure_future(tick())
     try:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip("\n")
+        async for raw in proc.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
             output.append(line)
             if line.startswith("step: "):
                 step.update(name=line.removeprefix("step: "), since=time.monotonic())
                 report(step["name"])
             elif line.startswith("progress: "):
                 report(line.removeprefix("progress: "))
-        proc.wait()
-    except BaseException:
-        proc.kill()
-        proc.wait()
+        await proc.wait()
+    except BaseException:  # cancelled: the child must not outlive the build
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await asyncio.shield(proc.wait())
         raise
     finally:
-        done.set()
-        ticker.join()
-    return proc.returncode, output
+        ticker.cancel()
+    return proc.returncode or 0, output
 
 
 def _child_build(staging: Path) -> None:

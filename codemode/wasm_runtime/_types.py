@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..errors import ErrorKind
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -111,8 +113,9 @@ class ToolHost(Protocol):
     # Optional: `namespace_specs() -> Sequence[NamespaceSpec]`, the namespaces the functions'
     # paths name (a namespace not listed is a plain one).
 
-    async def call(self, target: str, args: dict[str, Any]) -> Any:
-        """Run one call; return a JSON-serializable value or raise `ToolCallError`."""
+    async def call(self, target: str, args: dict[str, Any], context: Any = None) -> Any:
+        """Run one call; return a JSON-serializable value or raise `CallFailed`.
+        `context` is the execution's `CallContext`, passed through untouched."""
         ...
 
     # Optional: `label(target, args) -> str`, the name a call is listed under in
@@ -130,6 +133,8 @@ class ExecutionError:
     details: dict[str, Any] = field(default_factory=dict)
     hint: str | None = None
     """One sentence naming the fix, when the error is a known mistake."""
+    kind: ErrorKind | None = None
+    """What went wrong, in codemode's one vocabulary (`errors.ErrorKind`)."""
 
 
 @dataclass

@@ -1,0 +1,83 @@
+"""What the config allows: which tools are exposed, and how many calls per minute.
+
+`blocked()` is asked when the catalog is built (a blocked tool is not listed, and a call of
+it says which rule blocked it); `admit()` before every call (the per-minute caps, across
+executions). Approvals (a person asked before a call) will join here.
+"""
+
+from __future__ import annotations
+
+import collections
+import fnmatch
+import time
+from typing import Any
+
+from ..config import Config
+from ..errors import ErrorKind, ToolCallError
+
+WINDOW_S = 60.0
+"""The caps count calls in any window of this length."""
+
+
+class Policy:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._recent: dict[str, collections.deque[float]] = {}
+
+    def blocked(self, server: str, tool: Any) -> str | None:
+        """Why the config hides `tool` (an MCP Tool) of `server`, or None."""
+        options = self.config.options(server)
+        name = tool.name
+        if options.allow is not None and not any(
+            fnmatch.fnmatchcase(name, p) for p in options.allow
+        ):
+            return f"not in codemode.servers.{server}.allow ({', '.join(options.allow)})"
+        for pattern in options.deny:
+            if fnmatch.fnmatchcase(name, pattern):
+                return f"matches {pattern!r} in codemode.servers.{server}.deny"
+        read_only = options.read_only
+        rule = f"codemode.servers.{server}.read_only"
+        if read_only is None:
+            read_only, rule = self.config.codemode.read_only, "codemode.read_only"
+        annotations = tool.annotations
+        if read_only and not (annotations and annotations.read_only_hint):
+            return f"{rule} is on and the server does not mark {name!r} readOnlyHint"
+        return None
+
+    def refuse(self, server: str, tool: str, reason: str) -> ToolCallError:
+        return ToolCallError(
+            f"{server}.{tool} is blocked by policy: {reason}",
+            ErrorKind.POLICY_BLOCKED,
+            server=server,
+            tool=tool,
+        )
+
+    def admit(self, server: str, tool: str) -> None:
+        """Count one call against the per-minute caps (all servers, then this one), or
+        raise ToolCallError (PolicyBlocked) naming the cap and when to retry."""
+        now = time.monotonic()
+        caps = [
+            ("*", self.config.codemode.max_tool_calls_per_minute,
+             "codemode.max_tool_calls_per_minute"),
+            (server, self.config.options(server).max_calls_per_minute,
+             f"codemode.servers.{server}.max_calls_per_minute"),
+        ]  # fmt: skip
+        for key, cap, rule in caps:
+            if cap is None:
+                continue
+            window = self._recent.setdefault(key, collections.deque())
+            while window and now - window[0] >= WINDOW_S:
+                window.popleft()
+            if len(window) >= cap:
+                wait = WINDOW_S - (now - window[0])
+                raise ToolCallError(
+                    f"{server}.{tool} is blocked by policy: {rule} is {cap} and {cap} calls "
+                    f"were made in the last 60 s; retry in {wait:.0f} s or raise the limit",
+                    ErrorKind.POLICY_BLOCKED,
+                    server=server,
+                    tool=tool,
+                    limit=rule,
+                )
+        for key, cap, _ in caps:
+            if cap is not None:
+                self._recent[key].append(now)

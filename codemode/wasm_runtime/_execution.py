@@ -1,0 +1,249 @@
+"""One execution: the object that owns a run of a program, from its code to its result.
+
+It holds its worker (lent by the pool) for as long as it lives, its limits and its clock
+(whose deadline stops while the execution waits on a person), the tool calls it serves, and
+its state: CREATED -> RUNNING -> (WAITING -> RUNNING)* -> FINISHED. The tool calls are tasks
+the execution owns: when the run ends, any still running are cancelled, and the run does not
+end before they have. Today a run is one program on a fresh instance;
+the object is the seam that lets an instance be kept between calls (sessions) or a program
+be paused while a person answers (approvals), without changing the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .._aio import within
+from ..context import CallContext, Clock
+from ..errors import CallFailed, ErrorKind
+from . import _protocol as P
+from ._outcome import Outcomes
+from ._process import WorkerProcess
+from ._types import (
+    CallRecord,
+    ExecutionResult,
+    ExecutionStats,
+    FunctionSpec,
+    Limits,
+    NamespaceSpec,
+    ToolHost,
+)
+
+log = logging.getLogger("codemode.sandbox")
+
+HARD_DEADLINE_GRACE_S = 0.5
+"""After timeout_s, the worker gets this long to report its own timeout before it is
+killed. Kept under 1 s so the caller always hears back within timeout + 1 s."""
+
+MAX_CALL_RECORDS = 50
+"""Calls listed one by one in a result (in the order they ended); the rest are only
+counted, so a program of 1,000 calls does not flood the client."""
+
+
+class State(enum.Enum):
+    CREATED = "created"
+    RUNNING = "running"
+    WAITING = "waiting"  # on a person: the clock is stopped
+    FINISHED = "finished"
+
+
+def memory_bytes(limits: Limits) -> int:
+    return int(limits.memory_mb * 1024 * 1024)
+
+
+class Execution:
+    """One program's run on one worker: sends the code, serves its tool calls, reads the
+    outcome. Made by `SandboxPool.execution()`, which gives the worker back afterwards."""
+
+    def __init__(
+        self,
+        seq: int,
+        worker: WorkerProcess,
+        tool_host: ToolHost | None,
+        limits: Limits,
+        context: CallContext | None = None,
+        on_call_done: Callable[[int], None] | None = None,
+    ) -> None:
+        self.seq = seq
+        self.worker = worker
+        self.tool_host = tool_host
+        self.limits = limits
+        self.context = context or CallContext()
+        self.clock: Clock = self.context.clock
+        self.state = State.CREATED
+        self.healthy = False
+        """Whether the worker may run another execution (it reported a result in time)."""
+        self.stats = ExecutionStats()
+        self.records: list[CallRecord] = []
+        self.records_dropped = 0
+        self.outcomes = Outcomes(limits, self.stats, self.records, lambda: self.records_dropped)
+        self._semaphore = asyncio.Semaphore(limits.max_concurrent_calls)
+        self._seen_ids: set[int] = set()
+        self._calls: set[asyncio.Task[None]] = set()
+        """The tool calls running now: tasks the execution owns (plain asyncio tasks, which
+        start in the same loop turn; the batch of a gather then finishes together)."""
+        self._on_call_done = on_call_done
+        self._calls_done = 0
+        label = getattr(tool_host, "label", None)
+        self._label: Callable[[str, dict[str, Any]], str] = label or (lambda target, _: target)
+
+    def pause(self) -> None:
+        """The program waits on a person: its time stops."""
+        self.state = State.WAITING
+        self.clock.pause()
+
+    def resume(self) -> None:
+        self.clock.resume()
+        self.state = State.RUNNING
+
+    def _options(self, functions: Sequence[FunctionSpec], namespaces: Sequence[NamespaceSpec]):
+        return {
+            "functions": [f.to_json() for f in functions],
+            "namespaces": [n.to_json() for n in namespaces],
+            "limits": {
+                "max_stdout_bytes": self.limits.max_stdout_bytes,
+                "max_result_bytes": self.limits.max_result_bytes,
+            },
+        }
+
+    async def run(self, code: str) -> ExecutionResult:
+        """Run `code`; the answer always comes within timeout_s + 1 s of program time."""
+        host = self.tool_host
+        functions = list(host.functions()) if host is not None else []
+        list_namespaces = getattr(host, "namespace_specs", None)
+        namespaces = list(list_namespaces()) if list_namespaces is not None else []
+        request = {
+            "seq": self.seq,
+            "code": code,
+            "options": json.dumps(self._options(functions, namespaces)),
+            "timeout_s": self.limits.timeout_s,
+            "memory_bytes": memory_bytes(self.limits),
+            "max_stdout_bytes": self.limits.max_stdout_bytes,
+        }
+        self.state = State.RUNNING
+        self.worker.send(P.EXECUTE, json.dumps(request).encode())
+        try:
+            return await self._receive()
+        finally:
+            self.state = State.FINISHED
+            await self._stop_calls()
+
+    async def _stop_calls(self) -> None:
+        """Calls still running end with the run (cancelled, then awaited: none outlives
+        it). Shielded, since a cancelled run must still stop its calls."""
+        calls = list(self._calls)
+        for task in calls:
+            task.cancel()
+        if calls:
+            await asyncio.shield(asyncio.gather(*calls, return_exceptions=True))
+
+    async def _receive(self) -> ExecutionResult:
+        allowed = self.limits.timeout_s + HARD_DEADLINE_GRACE_S
+        try:
+            while True:
+                remaining = allowed - self.clock.elapsed_s
+                kind, payload = await within(self.worker.recv(), max(remaining, 0.001))
+                if kind == P.CALLS:
+                    self._start_calls(payload)
+                elif kind == P.RESULT:
+                    self.healthy = True
+                    return self.outcomes.finished(payload)
+        except asyncio.TimeoutError:
+            return self.outcomes.timed_out()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            await self.worker.kill()
+            return self.outcomes.died(self.worker.proc.returncode)
+
+    # -- tool calls --------------------------------------------------------------------
+
+    def _start_calls(self, payload: bytes) -> None:
+        if P.SEQ.unpack_from(payload)[0] != self.seq or self.state is State.FINISHED:
+            return
+        try:
+            batch = json.loads(payload[P.SEQ.size :])
+            if not isinstance(batch, list):
+                raise ValueError("a batch must be a JSON list")
+        except (ValueError, RecursionError) as exc:
+            # Only code that bypasses the guest runtime sends these; nobody awaits them.
+            log.debug("refused a malformed call batch from the guest: %s", exc)
+            return
+        for call in batch:
+            call_id = call.get("id") if isinstance(call, dict) else None
+            if (
+                not isinstance(call_id, int)
+                or isinstance(call_id, bool)
+                or call_id in self._seen_ids
+            ):
+                continue  # without a fresh id nobody waits for the answer
+            self._seen_ids.add(call_id)
+            target, args = call.get("target"), call.get("args")
+            if not isinstance(target, str) or not isinstance(args, dict):
+                self._complete(call_id, error=CallFailed("a call needs a target and args"))
+                continue
+            self.stats.tool_calls += 1
+            if self.stats.tool_calls > self.limits.max_tool_calls:
+                self._complete(
+                    call_id,
+                    error=CallFailed(
+                        f"tool call limit reached: max_tool_calls is {self.limits.max_tool_calls} "
+                        "per execution. Make fewer calls (batch, filter first) or raise the limit.",
+                        ErrorKind.LIMIT_EXCEEDED,
+                        limit="max_tool_calls",
+                    ),
+                )
+                continue
+            task = asyncio.get_running_loop().create_task(self._call(call_id, target, args))
+            self._calls.add(task)
+            task.add_done_callback(self._calls.discard)
+
+    async def _call(self, call_id: int, target: str, args: dict[str, Any]) -> None:
+        started = time.monotonic()
+        ok = False
+        try:
+            async with self._semaphore:
+                if self.tool_host is None:
+                    raise CallFailed(f"no function {target!r} is available", ErrorKind.UNKNOWN_TOOL)
+                value = await self.tool_host.call(target, args, self.context)
+            text = json.dumps(value, ensure_ascii=False, default=str)
+            try:
+                self.stats.bytes_from_tools += len(text.encode("utf-8"))
+            except UnicodeEncodeError:
+                # A lone surrogate cannot cross as a component-model string: send it escaped.
+                self.stats.bytes_from_tools += len(text.encode("utf-8", "surrogatepass"))
+                text = json.dumps(value, default=str)
+            self._complete(call_id, value_json=text)
+            ok = True
+        except CallFailed as exc:
+            self._complete(call_id, error=exc)
+        except Exception as exc:
+            log.exception("tool call %s failed inside codemode", target)
+            failure = CallFailed(f"{type(exc).__name__}: {exc}", ErrorKind.INTERNAL_ERROR)
+            self._complete(call_id, error=failure)
+        finally:
+            if len(self.records) < MAX_CALL_RECORDS:
+                ms = (time.monotonic() - started) * 1000
+                self.records.append(CallRecord(self._label(target, args), ms, ok))
+            else:
+                self.records_dropped += 1
+            self._calls_done += 1
+            if self._on_call_done is not None:
+                self._on_call_done(self._calls_done)
+
+    def _complete(
+        self, call_id: int, value_json: str | None = None, error: CallFailed | None = None
+    ) -> None:
+        if error is None:
+            body = '{"id": %d, "ok": true, "value": %s}' % (call_id, value_json)
+        else:
+            failure = {"type": str(error.kind), "message": error.message, "details": error.details}
+            body = json.dumps({"id": call_id, "ok": False, "error": failure}, default=str)
+        if self.worker.alive and not self.worker.writer.is_closing():
+            self.worker.send(
+                P.COMPLETION, P.SEQ.pack(self.seq) + body.encode("utf-8", "surrogatepass")
+            )
