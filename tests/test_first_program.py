@@ -577,3 +577,21 @@ async def test_habits_from_other_pythons_work(serve, code, expected):
 )  # fmt: skip
 async def test_third_round_mistakes_name_their_fix(serve, code, tokens):
     assert_names(await run(serve, code), *tokens)
+
+
+@pytest.mark.parametrize(
+    "code,kind",
+    [
+        ("1/0", "ProgramError"),
+        ("x = (", "SyntaxError"),
+        ("await team.get_members()", "CheckFailed"),
+        ("await jobs.get_company_details(company_id='nope')", "ToolError"),
+        ("await team.get_expenses(member_id=42, quarter='Q3')", "InvalidArguments"),
+        ("await call_tool('nope', 'x')", "UnknownTool"),
+        ("import asyncio\nawait asyncio.Future()", "Deadlock"),
+        ("import time\ntime.sleep(60)", "Timeout"),
+    ],
+)
+async def test_every_error_has_one_kind_for_the_client(serve, code, kind):
+    out = await run(serve, code)
+    assert out["error"]["kind"] == kind, out["error"]

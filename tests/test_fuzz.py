@@ -155,7 +155,6 @@ def test_any_schema_gives_a_signature_that_parses(schema, node, name, descriptio
         returns=returns,
         input_schema=schema,
         output_schema=schema,
-        read_only=False,
     )
     assert render_catalog([info]).startswith("await s.t(")
     ast.parse(render_stubs([info]))  # the stubs are Python

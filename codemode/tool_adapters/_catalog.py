@@ -108,7 +108,6 @@ class Catalog:
 
     def _entry(self, server: str, ns: str, py_name: str, tool: Any) -> Entry:
         params = params_of(tool.input_schema)
-        annotations = tool.annotations
         fp = fingerprint(tool.input_schema, tool.output_schema)
         returns, observed = returns_of(tool.output_schema), None
         if self.shapes is not None and vague(returns):
@@ -125,7 +124,6 @@ class Catalog:
             returns=returns,
             input_schema=tool.input_schema,
             output_schema=tool.output_schema,
-            read_only=bool(annotations and annotations.read_only_hint),
             observed=observed,
         )
         return Entry(info, _validator(tool.input_schema), {p.name: p.original for p in params}, fp)

@@ -72,7 +72,6 @@ class ToolInfo:
     returns: str
     input_schema: dict[str, Any]
     output_schema: dict[str, Any] | None
-    read_only: bool = False
     observed: str | None = None
     """Set when `returns` was learned from real calls (the tool has no outputSchema):
     "" for a structure, else a sample of the text's format."""

@@ -17,7 +17,7 @@ COMPLETION = ord("C")  # SEQ + JSON {"id", "ok", "value" | "error"} (passed to t
 #                        "value" is the tool result itself, not a JSON string of it)
 
 # worker -> parent
-READY = ord("Y")  # JSON {"pid"}
+READY = ord("Y")  # empty: the worker is ready
 CALLS = ord("T")  # SEQ + the guest's batch JSON, unparsed: the parent validates it
 RESULT = ord("R")  # JSON header line, b"\n", then the guest's outcome JSON
 FATAL = ord("F")  # UTF-8 message: the worker could not start

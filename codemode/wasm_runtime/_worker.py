@@ -202,9 +202,7 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - anything else is reported, worker lives on
             trap = {"type": "SandboxError", "message": f"{type(exc).__name__}: {exc}"}
         header = {
-            "seq": self.seq,
             "crossings": self.crossings,
-            "duration_ms": (time.monotonic() - started) * 1000,
             "trap": trap,
             "stdout": self.output.data.decode("utf-8", "replace"),
             "stdout_dropped": self.output.dropped,
@@ -242,7 +240,7 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001
             channel.send(P.FATAL, f"{type(exc).__name__}: {exc}".encode())
             return
-        channel.send(P.READY, json.dumps({"pid": os.getpid()}).encode())
+        channel.send(P.READY, b"")
         worker.serve()
     except (BrokenPipeError, ConnectionError):
         pass  # the pool is gone or gave up on this worker: nothing to report to

@@ -14,7 +14,8 @@ import socket
 
 import _cm_stdlib
 from _cm_zones import ABBREVIATIONS
-from _cm_api import Calls, Namespace, Registry, relevant_tools, tools_that_may_help
+from _cm_api import Calls, Namespace, Registry
+from _cm_relevance import relevant_tools, tools_that_may_help
 from _cm_bridge import RAW_MCP_FIELDS, UNWRAPPED
 from _cm_precheck import name_hint
 

@@ -26,9 +26,11 @@ for _name in _cm_stdlib.OFFERED:  # the stdlib user code can import (see _cm_std
 
 import _cm_zones  # noqa: F401 - zoneinfo's data, loaded at build time
 import wit_world
-from _cm_api import CODE_FILENAME, Calls, MissingModules, Notes, Registry, build_globals
-from _cm_api import _help, install_csv_of_text, install_file_notes, install_gather_of_a_list
-from _cm_api import install_asdict_of_dicts, install_task_notes, program_import
+from _cm_api import CODE_FILENAME, Calls, Notes, Registry
+from _cm_globals import build_globals
+from _cm_habits import _help, install_asdict_of_dicts, install_csv_of_text, install_file_notes
+from _cm_habits import install_gather_of_a_list, install_task_notes
+from _cm_imports import MissingModules, program_import
 from _cm_bridge import Deadline, Deadlock, SandboxLoop, bridge, close_default_loop, install_loop
 from _cm_bridge import MISSED, json_dumps, json_loads
 from _cm_outcome import encode, error, unawaited_notes

@@ -1,0 +1,41 @@
+"""The layout holds: imports go one way (server -> wasm_runtime, server -> tool_adapters),
+so the sandbox loads no MCP code and the federation no wasm code, and no module grows
+past the size one idea takes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+MAX_MODULE_LINES = 500
+
+
+def modules_after_import(module: str) -> set[str]:
+    code = f"import sys, {module}; print('\\n'.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def test_tool_adapters_load_no_sandbox_code():
+    loaded = modules_after_import("codemode.tool_adapters")
+    assert "wasmtime" not in loaded
+    assert not {m for m in loaded if m.startswith("codemode.wasm_runtime")}
+    assert not {m for m in loaded if m.startswith("codemode.server")}
+
+
+def test_the_sandbox_loads_no_mcp_code():
+    loaded = modules_after_import("codemode.wasm_runtime")
+    assert not {m for m in loaded if m == "mcp" or m.startswith(("mcp.", "mcp_types"))}
+    assert not {m for m in loaded if m.startswith(("codemode.tool_adapters", "codemode.server"))}
+
+
+@pytest.mark.parametrize(
+    "path", sorted(p for p in (ROOT / "codemode").rglob("*.py")), ids=lambda p: p.name
+)
+def test_modules_stay_small(path):
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_MODULE_LINES, f"{path.relative_to(ROOT)} has {lines} lines"
