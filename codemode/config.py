@@ -25,9 +25,16 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    model_validator,
+)
 
 from ._paths import config_dir
 from .errors import ConfigError
@@ -85,6 +92,24 @@ class ServerConfig(_Strict):
         return "sse" if self.type == "sse" else "http"
 
 
+def _approve_value(value: Any) -> str | tuple[str, ...] | None:
+    if value is None or value in ("writes", "all"):
+        return value
+    if isinstance(value, list) and all(isinstance(p, str) and p for p in value):
+        return tuple(value)
+    raise ValueError(
+        'must be "writes" (tools not marked readOnlyHint), "all", or a list of tool-name '
+        f'patterns such as ["delete_*", "send_email"]; got {json.dumps(value)[:80]}'
+    )
+
+
+Approve = Annotated[
+    Literal["writes", "all"] | tuple[str, ...] | None, PlainValidator(_approve_value)
+]
+"""Which calls a person approves before they are sent: fnmatch patterns of MCP tool
+names, "writes" (every tool the server does not mark `readOnlyHint`), or "all"."""
+
+
 class ServerOptions(_Strict):
     """codemode's options for one server, under "codemode" -> "servers" -> name."""
 
@@ -100,6 +125,8 @@ class ServerOptions(_Strict):
     """Expose only tools the server marks `readOnlyHint` (default: codemode.read_only)."""
     max_calls_per_minute: int | None = Field(default=None, gt=0)
     """Calls to this server allowed in any 60 s, across executions."""
+    approve: Approve = None
+    """Calls a person approves first (default: codemode.approve); `[]` asks for none."""
 
 
 class LimitsConfig(_Strict):
@@ -115,6 +142,15 @@ class LimitsConfig(_Strict):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+class SessionsConfig(_Strict):
+    """Calls of execute_code with a `session` keep their globals (server/_sessions.py)."""
+
+    max: int = Field(default=8, gt=0, le=64)
+    """Live sessions at most; past it, the least recently used is closed."""
+    idle_expiry_s: float = Field(default=600.0, gt=0)
+    """A session with no call for this long is closed."""
+
+
 class CodeModeSection(_Strict):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     servers: dict[str, ServerOptions] = Field(default_factory=dict)
@@ -124,6 +160,11 @@ class CodeModeSection(_Strict):
     """Expose only tools marked `readOnlyHint`, on every server without its own setting."""
     max_tool_calls_per_minute: int | None = Field(default=None, gt=0)
     """Tool calls allowed in any 60 s, across executions and servers."""
+    sessions: SessionsConfig = Field(default_factory=SessionsConfig)
+    approve: Approve = None
+    """Calls a person approves first, on every server without its own `approve`."""
+    approval_timeout_s: float = Field(default=300.0, gt=0, le=86400)
+    """How long one approval waits for its answer (not charged to the program's time)."""
     learn_shapes: bool = True
     """Record the shape of results of tools without an outputSchema (tool_adapters/_shapes)."""
 
@@ -263,7 +304,7 @@ def parse_config(data: Any, source: str = "<memory>", base_dir: Path | None = No
         lines = []
         for err in exc.errors():
             where = _error_path(tuple(err["loc"]), servers_key)
-            message = err["msg"]
+            message = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 message = "unknown key; remove it or check its spelling (README: config reference)"
             lines.append(f"  {where}: {message}")

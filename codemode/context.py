@@ -3,10 +3,16 @@
 Made once per execution by the server, carried through the sandbox pool (which knows
 nothing of MCP: it passes it along untouched) to the tool host and the federation. Sessions,
 approvals, forwarding of a downstream server's requests and per-identity policy read it.
+
+Approvals use three things here: `ask` (the client's way to put a question to its user,
+set by the server only when the client can be asked), the `Clock` (stopped while a person
+is asked, so the wait is not the program's time), and `ApprovalStats` with the current
+call's `CallMark` (what the result reports).
 """
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import time
 from collections.abc import Awaitable, Callable
@@ -18,27 +24,92 @@ _ids = itertools.count(1)
 
 @dataclass
 class Clock:
-    """An execution's time, which can stop while it waits on a person (an approval's wait
-    is not the program's time)."""
+    """An execution's time, which stops while it waits on a person (an approval's wait is
+    not the program's time). Waits nest: several approvals may be asked at once, and the
+    clock runs again when the last is answered. `on_change(paused)` is told each time it
+    stops or starts (the execution tells its worker)."""
 
     started: float = field(default_factory=time.monotonic)
     paused_s: float = 0.0
     _paused_at: float | None = None
+    _holds: int = 0
+    on_change: Callable[[bool], None] | None = None
 
     def pause(self) -> None:
-        if self._paused_at is None:
+        self._holds += 1
+        if self._holds == 1:
             self._paused_at = time.monotonic()
+            if self.on_change is not None:
+                self.on_change(True)
 
     def resume(self) -> None:
-        if self._paused_at is not None:
+        if self._holds == 0:
+            return
+        self._holds -= 1
+        if self._holds == 0 and self._paused_at is not None:
             self.paused_s += time.monotonic() - self._paused_at
             self._paused_at = None
+            if self.on_change is not None:
+                self.on_change(False)
+
+    @property
+    def paused(self) -> bool:
+        return self._holds > 0
 
     @property
     def elapsed_s(self) -> float:
         """Time the program has used: since it started, less the paused time."""
         now = self._paused_at if self._paused_at is not None else time.monotonic()
         return now - self.started - self.paused_s
+
+    @property
+    def waited_s(self) -> float:
+        """Time spent paused so far (a pause under way included)."""
+        now = time.monotonic()
+        return self.paused_s + (now - self._paused_at if self._paused_at is not None else 0.0)
+
+
+@dataclass(frozen=True)
+class Question:
+    """What to ask the client's user: a message and a form (an MCP elicitation's
+    requested schema), with `meta` for clients that show more (the full arguments)."""
+
+    message: str
+    schema: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Answer:
+    action: str  # "accept" | "decline" | "cancel"
+    content: dict[str, Any] = field(default_factory=dict)
+
+
+Ask = Callable[[Question], Awaitable[Answer]]
+"""Puts a question to the client's user and returns the answer; raises TimeoutError when
+none came in time, or another exception when the client could not ask."""
+
+
+@dataclass
+class ApprovalStats:
+    asked: int = 0
+    granted: int = 0
+    declined: int = 0
+    rest_of_run: set[tuple[str, str]] = field(default_factory=set)
+    """(server, tool) pairs the person approved for the rest of this run."""
+
+
+@dataclass
+class CallMark:
+    """What happened to one tool call on its way (read back by the execution)."""
+
+    approved: bool = False
+
+
+CURRENT_CALL: contextvars.ContextVar[CallMark | None] = contextvars.ContextVar(
+    "codemode_current_call", default=None
+)
+"""The mark of the tool call the current task is making (each call is a task of its own)."""
 
 
 @dataclass
@@ -51,6 +122,7 @@ class CallContext:
     """The client connection (an MCP server session), when there is one."""
     identity: str | None = None
     """Who the client is, when the transport says (a token's name)."""
-    ask: Callable[[str, dict[str, Any]], Awaitable[Any]] | None = None
-    """Ask the client's user something (MCP elicitation): message, requested schema."""
+    ask: Ask | None = None
+    """Ask the client's user something (MCP elicitation); None when the client cannot."""
     clock: Clock = field(default_factory=Clock)
+    approvals: ApprovalStats = field(default_factory=ApprovalStats)

@@ -67,6 +67,22 @@ class ErrorKind(str, enum.Enum):
         "A rule in the config blocks this call (allow, deny, read_only, a per-minute cap): "
         "the message names the rule; change the config or do without the tool.",
     )
+    DECLINED = (
+        "Declined",
+        "A person declined (or dismissed) the approval of this call, so it was not sent: "
+        "do without it, or ask the user why before trying again.",
+    )
+    APPROVAL_UNAVAILABLE = (
+        "ApprovalUnavailable",
+        "The call needs a person's approval (the message names the setting) but the client "
+        "cannot ask one (no elicitation support), so it was not sent: use a client that "
+        "supports elicitation, or change the setting.",
+    )
+    APPROVAL_TIMEOUT = (
+        "ApprovalTimeout",
+        "Nobody answered the approval of this call within codemode.approval_timeout_s, so it "
+        "was not sent: ask the user to answer, or raise the limit.",
+    )
     TIMEOUT = (
         "Timeout",
         "A time limit passed (`limit`: timeout_s for the program, call_timeout_s for one "
@@ -115,7 +131,8 @@ class ErrorKind(str, enum.Enum):
 TOOL_CALL_KINDS = frozenset(
     {ErrorKind.TOOL_ERROR, ErrorKind.INVALID_ARGUMENTS, ErrorKind.UNKNOWN_TOOL,
      ErrorKind.SERVER_UNAVAILABLE, ErrorKind.POLICY_BLOCKED, ErrorKind.TIMEOUT,
-     ErrorKind.LIMIT_EXCEEDED, ErrorKind.INTERNAL_ERROR}
+     ErrorKind.LIMIT_EXCEEDED, ErrorKind.INTERNAL_ERROR, ErrorKind.DECLINED,
+     ErrorKind.APPROVAL_UNAVAILABLE, ErrorKind.APPROVAL_TIMEOUT}
 )  # fmt: skip
 """The kinds a single tool call can fail with (a ToolError's `kind` in the program)."""
 

@@ -244,7 +244,11 @@ async def serve(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("abuse")
     config = {
         "mcpServers": {"f": faulty()},
-        "codemode": {"limits": {"timeout_s": 4, "memory_mb": 128}, "workers": 2},
+        "codemode": {
+            "limits": {"timeout_s": 4, "memory_mb": 128},
+            "workers": 2,
+            "sessions": {"max": 2},
+        },
     }
     async with Serve(config, tmp / "serve", env={"CODEMODE_ABUSE_SECRET": SECRET}) as s:
         await s.run("return 1")
@@ -257,19 +261,25 @@ def test_there_are_at_least_40_cases():
     assert len(CASES) >= 40
 
 
+@pytest.mark.parametrize("in_session", [False, True], ids=["fresh", "session"])
 @pytest.mark.parametrize("name,code,check", CASES, ids=[c[0] for c in CASES])
-async def test_abuse_is_contained_and_the_next_execution_works(serve, listener, name, code, check):
+async def test_abuse_is_contained_and_the_next_execution_works(
+    serve, listener, name, code, check, in_session
+):
+    """Each case in a fresh run, and in a session (a kept instance: then the next call of
+    that session must work too, fresh if the attempt cost the session its state)."""
     port, _ = listener
     source = code.format(config=str(serve.config_path), port=port)
+    extra = {"session": f"abuse-{CASES.index((name, code, check))}"} if in_session else {}
     started = time.monotonic()
-    result = await serve.run(source)
+    result = await serve.session.call_tool("execute_code", {"code": source, **extra})
     assert time.monotonic() - started < 4 + 5, "the answer took longer than timeout + 5 s"
     out = result.structured_content
     assert out is not None, text_of(result)
     assert check(out), json.dumps(out)[:2000]
     assert contained(out)
     assert result.is_error == (out["error"] is not None)
-    after = await serve.run("return 'alive'")
+    after = await serve.session.call_tool("execute_code", {"code": "return 'alive'", **extra})
     assert (after.structured_content or {}).get("result") == "alive", text_of(after)
 
 
@@ -298,11 +308,34 @@ found = [o for o in gc.get_objects() if isinstance(o, str) and 'private-to-A' in
     assert all("private-to-A-42" not in s for s in found), found
 
 
+async def test_one_session_cannot_reach_another_sessions_objects(serve):
+    """While session A holds a secret (and is between calls), session B's program, in
+    its own instance, searches every object it can reach, the frames and the modules."""
+    await serve.session.call_tool(
+        "execute_code",
+        {"code": "held = ['private-to-A-' + str(41 + 1)]\nglobal_ref = held", "session": "A"},
+    )
+    snoop = """
+import gc, sys
+found = [o for o in gc.get_objects() if isinstance(o, str) and 'private-to-A' in o
+         and 'private-to-A-' + "' + str" not in o]
+mods = [m for m in sys.modules.values() if 'held' in getattr(m, '__dict__', {})]
+[found, 'held' in globals(), len(mods)]
+"""
+    b = await serve.session.call_tool("execute_code", {"code": snoop, "session": "B"})
+    found, has_held, mods = b.structured_content["result"]
+    assert not has_held and mods == 0
+    assert all("private-to-A-42" not in s for s in found), found
+    a = await serve.session.call_tool("execute_code", {"code": "held[0]", "session": "A"})
+    assert a.structured_content["result"] == "private-to-A-42"
+
+
 async def test_the_server_survived_everything_without_growing(serve):
     assert serve.pid == serve.first_pid
     after = proc_stats(serve.pid)
     before = serve.baseline
     assert after["rss_kb"] - before["rss_kb"] < 150 * 1024, (before, after)
-    assert after["fds"] - before["fds"] <= 4, (before, after)
+    sessions = 2  # live sessions at most, each with a worker (and its socket) of its own
+    assert after["fds"] - before["fds"] <= 4 + 2 * sessions, (before, after)
     assert after["threads"] - before["threads"] <= 4, (before, after)
-    assert len(serve.workers()) <= 2
+    assert len(serve.workers()) <= 2 + sessions

@@ -27,6 +27,7 @@ async def serve(tmp_path_factory):
             "limits": {"timeout_s": 15},
             "workers": 2,
             "servers": {"f": {"call_timeout_s": 1.5}},
+            "sessions": {"idle_expiry_s": 2},  # gone again before `nothing_left_over`
         },
     }
     async with Serve(config, tmp / "serve") as s:
@@ -116,6 +117,52 @@ async def test_a_hundred_cancellations_in_a_row(serve):
             await task
     result = await serve.run("return 'still serving'")
     assert result.structured_content["result"] == "still serving"
+
+
+# -- the same faults, in a session (a kept instance of its own) ----------------------------
+
+
+async def session_run(serve, code: str, name: str) -> dict:
+    result = await serve.session.call_tool("execute_code", {"code": code, "session": name})
+    out = result.structured_content
+    assert out is not None, text_of(result)
+    return out
+
+
+async def test_faults_downstream_keep_a_sessions_variables(serve):
+    await session_run(serve, "kept = 'still here'", "fs")
+    for code in ("await f.crash()", "await f.hang()", "await f.error(message='no')"):
+        out = await session_run(serve, code, "fs")
+        assert out["error"]["type"] == "ToolError", out["error"]
+    out = await session_run(serve, "[kept, await f.echo(value='after')]", "fs")
+    assert out["result"] == ["still here", "after"], out
+
+
+async def test_a_sessions_worker_killed_mid_call_is_reported_then_starts_fresh(serve):
+    await session_run(serve, "kept = 1", "fk")
+    task = asyncio.create_task(session_run(serve, "import time\ntime.sleep(5)", "fk"))
+    await asyncio.sleep(1.0)
+    for pid in serve.workers():
+        os.kill(pid, signal.SIGKILL)  # the session's, and every other too
+    out = await task
+    assert out["error"]["type"] == "WorkerDied", out["error"]
+    assert any("lost its state" in n for n in out["notes"]), out["notes"]
+    again = await session_run(serve, "'kept' in globals()", "fk")
+    assert again["result"] is False and any("lost its state" in n for n in again["notes"])
+
+
+async def test_cancelled_session_calls_leave_the_server_and_the_session_usable(serve):
+    await session_run(serve, "kept = 2", "fc")
+    for _ in range(20):
+        task = asyncio.create_task(session_run(serve, "while True:\n    pass", "fc"))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    out = await session_run(serve, "'kept' in globals()", "fc")
+    assert out["error"] is None and out["result"] is False  # a cancel costs the state
+    assert any("lost its state" in n for n in out["notes"]), out["notes"]
+    assert (await session_run(serve, "kept = 3\nkept", "fc"))["result"] == 3
 
 
 async def test_nothing_left_over(serve):

@@ -128,7 +128,8 @@ await get_expenses("nobody", "Q3")
 
 async def test_bad_arguments_and_unknown_tool_are_clear_errors(serve):
     result = await serve.session.call_tool("execute_code", {"code": 5})
-    assert result.is_error and "`code`: the Python program as a string" in text_of(result)
+    assert result.is_error and "takes `code` (the Python program, a string)" in text_of(result)
+    assert "Got: code (int)" in text_of(result)
     assert check_structured(result)["error"]["type"] == "InvalidArguments"
     result = await serve.session.call_tool("execute_code", {"code": "1", "timeout": 3})
     assert result.is_error and "timeout (int)" in text_of(result)

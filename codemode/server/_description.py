@@ -38,7 +38,9 @@ tool that returns text gives a `str`. A failed call raises `ToolError` (catch it
 gives a tool's signature and full documentation.
 - The standard library is available (re, json, datetime, zoneinfo, collections, itertools, \
 statistics, math, ...). There is no network, no host file system and no subprocess: the tools \
-are the only way out. Each run starts fresh; nothing persists between runs.
+are the only way out. Each run starts fresh, unless it names a `session`.
+- Pass `session: "name"` to keep the program's variables, functions and imports for the \
+next call with the same session (look at data, then decide); `reset: true` starts it anew.
 - Limits per run: {limits.timeout_s:g} s, {limits.memory_mb} MB of memory, \
 {limits.max_tool_calls} tool calls, {_size(limits.max_result_bytes)} of result and \
 {_size(limits.max_stdout_bytes)} of printed output."""
@@ -51,10 +53,12 @@ def describe(
     unavailable: list[str],
     budget: int,
     no_config_hint: str | None = None,
+    asks: list[str] | None = None,
 ) -> str:
     """The whole description. `namespaces` maps each server's config key to its namespace;
-    `unavailable` names the servers that are not connected."""
-    head = guide(limits) + _names_note(namespaces)
+    `unavailable` names the servers that are not connected; `asks`, the tools (or `ns.*`)
+    whose calls a person approves first."""
+    head = guide(limits) + _names_note(namespaces) + _approvals_note(asks or [])
     if not namespaces:
         hint = no_config_hint or "Add servers to the codemode config file."
         return (
@@ -113,6 +117,26 @@ def _names_note(namespaces: dict[str, str]) -> str:
         listed = ", ".join(f"server {s!r} is `{ns}`" for s, ns in renamed)
         parts.append(f"renamed namespaces: {listed}")
     return "".join(f"\n- {p[0].upper()}{p[1:]}." for p in parts)
+
+
+MAX_LISTED_ASKS = 8
+
+
+def _approvals_note(asks: list[str]) -> str:
+    if not asks:
+        return ""
+    listed = (
+        "; ".join(asks[:MAX_LISTED_ASKS])
+        if any(" " in a for a in asks)
+        else ", ".join(asks[:MAX_LISTED_ASKS])
+    )
+    if len(asks) > MAX_LISTED_ASKS:
+        listed += f" and {len(asks) - MAX_LISTED_ASKS} more"
+    return (
+        f"\n- Calls of {listed} ask the user to approve them first (the program waits). A "
+        'declined one raises ToolError with `e.kind == "Declined"` and was not sent: catch '
+        "it to go on without it, and say so in the result."
+    )
 
 
 def _fits(text: str, budget: int) -> bool:

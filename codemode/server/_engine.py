@@ -21,6 +21,7 @@ from ..tool_adapters import Federation, ToolInfo
 from ..wasm_runtime import ExecutionError, ExecutionResult, Limits, SandboxPool
 from . import _description
 from ._host import ToolBridge, sandbox_naming
+from ._sessions import SessionInfo, Sessions
 
 log = logging.getLogger("codemode.server")
 
@@ -47,6 +48,7 @@ class Engine:
         self.federation = Federation(config, sandbox_naming())
         self.tools_host = ToolBridge(self.federation)
         self.pool = SandboxPool(size=config.codemode.workers, limits=self.limits)
+        self.sessions = Sessions(self.pool, config.codemode.sessions)
         self._warm_workers = workers or self.pool.size
         self._background = Background("codemode:engine")
         self._servers_done = asyncio.Event()
@@ -58,6 +60,7 @@ class Engine:
     async def __aenter__(self) -> Engine:
         await self.federation.open()
         await self.pool.open()
+        await self.sessions.open()
         await self._background.open()
         self._open = True
         self._background.start_soon(self._connect, name="connect the servers")
@@ -73,6 +76,7 @@ class Engine:
             return
         self._open = False
         await self._background.close()
+        await self.sessions.close()
         await asyncio.gather(self.federation.close(), self.pool.close(), return_exceptions=True)
 
     async def _connect(self) -> None:
@@ -115,6 +119,13 @@ class Engine:
     # -- what the commands read ----------------------------------------------------------
 
     @property
+    def asks_approvals(self) -> bool:
+        """Whether any call may need a person's approval (an `approve` setting anywhere)."""
+        settings = [self.config.codemode.approve]
+        settings += [o.approve for o in self.config.codemode.servers.values()]
+        return any(s is not None and s != () for s in settings)
+
+    @property
     def tools(self) -> list[ToolInfo]:
         return self.federation.tools
 
@@ -134,6 +145,37 @@ class Engine:
             sorted(name for name, error in status.items() if error is not None),
             self.config.codemode.description_budget_bytes,
             self.no_config_hint,
+            self._asks(),
+        )
+
+    def _asks(self) -> list[str]:
+        """The tools whose calls a person approves first: `ns.*` for a whole server."""
+        if not self.asks_approvals:
+            return []
+        catalog = self.federation.catalog
+        asked: dict[str, list[str]] = {}
+        free: dict[str, list[str]] = {}
+        for (server, _), entry in sorted(catalog.entries.items()):
+            side = asked if entry.approval is not None else free
+            side.setdefault(server, []).append(entry.info.py_name)
+        asks = []
+        for server, names in sorted(asked.items()):
+            ns, others = catalog.namespaces[server], sorted(free.get(server, []))
+            if len(others) < len(names) and len(others) <= 3:
+                but = f" except {', '.join(f'{ns}.{n}' for n in others)}" if others else ""
+                asks.append(f"{ns}.*{but}")
+            else:
+                asks += [f"{ns}.{n}" for n in sorted(names)]
+        return asks
+
+    def _unavailable(self, exc: Exception) -> ExecutionResult:
+        log.error("the sandbox could not start: %s", exc)
+        message = f"codemode: the sandbox could not start: {exc}"
+        return ExecutionResult(
+            ok=False,
+            error=ExecutionError(
+                type=type(exc).__name__, message=message, kind=ErrorKind.SANDBOX_UNAVAILABLE
+            ),
         )
 
     async def execute(
@@ -144,12 +186,32 @@ class Engine:
         try:
             await self.sandbox_ready()
         except Exception as exc:  # noqa: BLE001 - reported in the result, retried next time
-            log.error("the sandbox could not start: %s", exc)
-            message = f"codemode: the sandbox could not start: {exc}"
-            return ExecutionResult(
-                ok=False,
-                error=ExecutionError(
-                    type=type(exc).__name__, message=message, kind=ErrorKind.SANDBOX_UNAVAILABLE
-                ),
-            )
+            return self._unavailable(exc)
         return await self.pool.execute(code, self.tools_host, self.limits, on_call_done, context)
+
+    async def execute_in_session(
+        self,
+        code: str,
+        session: str,
+        reset: bool = False,
+        scope: str | None = "local",
+        on_call_done: Any = None,
+        context: CallContext | None = None,
+    ) -> tuple[ExecutionResult, SessionInfo | None]:
+        """Run a program in a session (its globals kept for the next call); see
+        `_sessions`. `scope`: whose sessions these are (None: found by handle only)."""
+        await self.servers_ready()
+        try:
+            await self.sandbox_ready()
+        except Exception as exc:  # noqa: BLE001 - reported in the result, retried next time
+            return self._unavailable(exc), None
+        return await self.sessions.run(
+            session,
+            reset,
+            scope,
+            code,
+            tool_host=self.tools_host,
+            limits=self.limits,
+            context=context,
+            on_call_done=on_call_done,
+        )

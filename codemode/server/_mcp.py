@@ -15,11 +15,13 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import mcp_types as types
 from mcp.server.lowlevel import NotificationOptions, Server
+from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.server.session import ServerSession
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
 
@@ -29,6 +31,7 @@ from ..context import CallContext
 from ..errors import ErrorKind, ServeError
 from ..wasm_runtime import ExecutionError, ExecutionResult
 from . import _results
+from ._approvals import Elicitor, PausedRun, PausedRuns, can_elicit, era_of
 from ._description import TOOL_NAME
 from ._engine import Engine
 
@@ -53,7 +56,16 @@ INPUT_SCHEMA: dict[str, Any] = {
         "code": {
             "type": "string",
             "description": "The Python program. Top-level await works; return a small result.",
-        }
+        },
+        "session": {
+            "type": "string",
+            "description": "Optional: a short name (letters, digits, '_', '-'). Calls with "
+            "the same session keep the program's variables, functions and imports.",
+        },
+        "reset": {
+            "type": "boolean",
+            "description": "With `session`: start that session anew before running.",
+        },
     },
     "required": ["code"],
     "additionalProperties": False,
@@ -135,6 +147,7 @@ class CodeModeServer:
         self.bus = InMemorySubscriptionBus()
         self.background = Background("codemode:server")
         self._notifiers: dict[int, _Notifier] = {}
+        self.paused = PausedRuns()
         self._sessions: list[ServerSession] = []
         self.server: Server[Any] = Server(
             "codemode",
@@ -145,6 +158,11 @@ class CodeModeServer:
             on_call_tool=self._call_tool,
             on_subscriptions_listen=ListenHandler(self.bus),
         )
+        # Seals the request state of input-required results (2026-07-28 approvals):
+        # encrypted, bound to the call's arguments, expiring after the approval timeout.
+        ttl = engine.config.codemode.approval_timeout_s + 60
+        security = RequestStateSecurity.ephemeral(ttl=ttl)
+        self.server.middleware.append(RequestStateBoundary(security, default_audience="codemode"))
         self.server.add_notification_handler(
             "notifications/initialized", types.NotificationParams, self._initialized
         )
@@ -181,42 +199,95 @@ class CodeModeServer:
 
     async def _call_tool(
         self, ctx: Any, params: types.CallToolRequestParams
-    ) -> types.CallToolResult:
+    ) -> types.CallToolResult | types.InputRequiredResult:
         if params.name != TOOL_NAME:
             return _refusal(
                 f"unknown tool {params.name!r}: this server has one tool, {TOOL_NAME!r}."
             )
+        if params.request_state is not None:  # a retry bringing answers: resume its run
+            return await self._resume(ctx, params)
         arguments = params.arguments or {}
         code = arguments.get("code")
-        extra = sorted(set(arguments) - {"code"})
-        if not isinstance(code, str) or extra:
+        session = arguments.get("session")
+        reset = arguments.get("reset", False)
+        extra = sorted(set(arguments) - {"code", "session", "reset"})
+        bad = (
+            not isinstance(code, str)
+            or extra
+            or not isinstance(session, (str, type(None)))
+            or not isinstance(reset, bool)
+            or (reset and session is None)
+        )
+        if bad:
             got = ", ".join(f"{k} ({type(v).__name__})" for k, v in arguments.items()) or "nothing"
             return _refusal(
-                f"{TOOL_NAME} takes one argument, `code`: the Python program as a string. "
-                f"Got: {got}."
+                f"{TOOL_NAME} takes `code` (the Python program, a string), and optionally "
+                "`session` (a name, to keep the program's variables between calls) with "
+                f"`reset` (true to start that session anew). Got: {got}."
             )
-        progress = None
-        ticker = None
-        if _has_progress_token(ctx.meta):
-            progress = _Progress(ctx.session)
-            ticker = asyncio.create_task(progress.run())
         context = CallContext(client=ctx.session)
-        try:
-            result = await self.engine.execute(code, progress.update if progress else None, context)
-        finally:
-            if ticker is not None:
-                ticker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await ticker
-        if progress is not None:
-            await progress.flush()
-        if not result.ok:
-            log.info(
-                "execution failed: %s: %s",
-                result.error.type if result.error else "?",
-                result.error.message if result.error else "",
+        run = None
+        if self.engine.asks_approvals and can_elicit(ctx):
+            timeout_s = self.engine.config.codemode.approval_timeout_s
+            if era_of(ctx) == "modern":
+                run = PausedRun(timeout_s)
+                context.ask = run.ask
+            elif ctx.session.can_send_request:
+                context.ask = Elicitor(ctx.session, ctx.request_id, timeout_s)
+
+        async def execute(on_call: Any) -> tuple[ExecutionResult, Any]:
+            if session is None:
+                return await self.engine.execute(code, on_call, context), None
+            return await self.engine.execute_in_session(
+                code, session, reset, _scope(ctx), on_call, context
             )
-        return _to_call_result(result)
+
+        if run is not None:
+            run.task = asyncio.get_running_loop().create_task(execute(run.on_call_done))
+            self.paused.add(run)
+            return await self._attend(ctx, run)
+        async with _progress_of(ctx) as on_call:
+            result, info = await execute(on_call)
+        return _finished(result, info)
+
+    async def _attend(self, ctx: Any, run: PausedRun) -> Any:
+        """Follow a run for one request of its client: until it ends (its result) or has
+        questions (an input-required result; the run waits, paused, for the retry)."""
+        assert run.task is not None
+        try:
+            async with _progress_of(ctx) as on_call:
+                run.progress = on_call
+                questions = await run.next_round()
+        except BaseException:  # the client cancelled the request: the run ends with it
+            run.cancel()
+            self.paused.drop(run)
+            raise
+        finally:
+            run.progress = None
+        if questions:
+            return run.input_required(questions)
+        self.paused.drop(run)
+        result, info = run.task.result()
+        return _finished(result, info)
+
+    async def _resume(self, ctx: Any, params: types.CallToolRequestParams) -> Any:
+        run = self.paused.get(params.request_state or "")
+        if run is None or run.detached_at is None:
+            why = (
+                "it is being resumed by another request"
+                if run is not None
+                else "it waited longer than codemode.approval_timeout_s "
+                f"({self.engine.config.codemode.approval_timeout_s:g} s) for an answer and "
+                "was stopped, or the server restarted"
+            )
+            return _refusal(
+                f"this program cannot be resumed: {why}. Nothing it would have done after "
+                "the approval was done; run it again.",
+                ErrorKind.APPROVAL_TIMEOUT,
+                "ApprovalTimeout",
+            )
+        run.answer(params.input_responses)
+        return await self._attend(ctx, run)
 
     async def _tools_changed(self) -> None:
         """Downstream tools changed: the description did too; tell every client, each by a
@@ -286,22 +357,61 @@ def bind_tcp(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _to_call_result(result: ExecutionResult) -> types.CallToolResult:
+def _scope(ctx: Any) -> str | None:
+    """Whose sessions a call may reach: the one client of a stdio server, or one HTTP
+    client by its MCP session id; None where the transport says nothing (stateless HTTP),
+    and then sessions are found by their unguessable handles only."""
+    request = getattr(ctx, "request", None)
+    if request is None:
+        return "stdio"
+    headers = getattr(request, "headers", None) or {}
+    session_id = headers.get("mcp-session-id")
+    return f"http:{session_id}" if session_id else None
+
+
+@contextlib.asynccontextmanager
+async def _progress_of(ctx: Any) -> AsyncIterator[Any]:
+    """Progress notifications for this request while the block runs, if the client asked
+    for them (a progress token): yields the callback for the tool calls done, or None."""
+    if not _has_progress_token(ctx.meta):
+        yield None
+        return
+    progress = _Progress(ctx.session)
+    ticker = asyncio.create_task(progress.run())
+    try:
+        yield progress.update
+    finally:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+    await progress.flush()
+
+
+def _finished(result: ExecutionResult, info: Any) -> types.CallToolResult:
+    if not result.ok:
+        log.info(
+            "execution failed: %s: %s",
+            result.error.type if result.error else "?",
+            result.error.message if result.error else "",
+        )
+    return _to_call_result(result, info)
+
+
+def _to_call_result(result: ExecutionResult, session: Any = None) -> types.CallToolResult:
     return types.CallToolResult(
-        content=[types.TextContent(type="text", text=_results.text(result))],
-        structured_content=_results.structured(result),
+        content=[types.TextContent(type="text", text=_results.text(result, session))],
+        structured_content=_results.structured(result, session),
         is_error=not result.ok,
     )
 
 
-def _refusal(message: str) -> types.CallToolResult:
+def _refusal(
+    message: str,
+    kind: ErrorKind = ErrorKind.INVALID_ARGUMENTS,
+    type_: str = "InvalidArguments",
+) -> types.CallToolResult:
     return _to_call_result(
-        ExecutionResult(
-            ok=False,
-            error=ExecutionError(
-                type="InvalidArguments", message=message, kind=ErrorKind.INVALID_ARGUMENTS
-            ),
-        )
+        ExecutionResult(ok=False, error=ExecutionError(type=type_, message=message, kind=kind))
     )
 
 
@@ -312,6 +422,7 @@ async def serve(
     downstream servers and sandbox workers are stopped either way."""
     server = CodeModeServer(engine)
     await server.background.open()
+    server.background.start_soon(server.paused.reaper, name="stop unanswered programs")
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -328,6 +439,7 @@ async def serve(
         stopper.cancel()
         if not runner.done():
             log.info("codemode: stopping on a signal")
+        server.paused.close()
         try:
             await asyncio.wait_for(engine.close(), SHUTDOWN_TIMEOUT_S)
         except asyncio.TimeoutError:

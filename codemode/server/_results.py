@@ -55,6 +55,19 @@ OUTPUT_SCHEMA: dict[str, Any] = {
                 "bytes_from_tools": _COUNT,
                 "bytes_returned": _COUNT,
                 "duration_ms": {"type": "number"},
+                "approvals": {
+                    "type": "object",
+                    "description": "Approvals a person was asked for, granted and declined "
+                    "(declined counts dismissals too), and the ms spent waiting on them "
+                    "(part of duration_ms, not of the program's timeout).",
+                    "properties": {
+                        "asked": _COUNT,
+                        "granted": _COUNT,
+                        "declined": _COUNT,
+                        "waited_ms": {"type": "number"},
+                    },
+                    "required": ["asked", "granted", "declined", "waited_ms"],
+                },
             },
             "required": [
                 "tool_calls",
@@ -73,11 +86,33 @@ OUTPUT_SCHEMA: dict[str, Any] = {
                     "tool": {"type": "string"},
                     "ms": {"type": "number"},
                     "ok": {"type": "boolean"},
+                    "approved": {
+                        "type": "boolean",
+                        "description": "A person approved the call before it was sent.",
+                    },
                 },
-                "required": ["tool", "ms", "ok"],
+                "required": ["tool", "ms", "ok", "approved"],
             },
         },
         "calls_dropped": {**_COUNT, "description": "Calls made but not listed in `calls`."},
+        "session": {
+            "description": "The session the program ran in (null without one): its name, "
+            "calls so far, seconds until it expires when idle, and the handle to pass as "
+            "`session` where the transport needs one.",
+            "anyOf": [
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "calls": _COUNT,
+                        "expires_in_s": {"type": "number"},
+                        "handle": {"type": "string"},
+                    },
+                    "required": ["name", "calls", "expires_in_s"],
+                },
+            ],
+        },
         "notes": {
             "type": "array",
             "items": {"type": "string"},
@@ -95,15 +130,16 @@ NO_RESULT_NOTE = (
 )
 
 
-def notes(result: ExecutionResult) -> list[str]:
-    """The result's notes, plus one when a program that worked gave nothing to read."""
+def notes(result: ExecutionResult, in_session: bool = False) -> list[str]:
+    """The result's notes, plus one when a program that worked gave nothing to read (not
+    in a session, where a call that only sets names up is the point)."""
     extra = []
-    if result.ok and result.result is None and not result.stdout:
+    if result.ok and result.result is None and not result.stdout and not in_session:
         extra.append(NO_RESULT_NOTE)
     return [*result.notes, *extra]
 
 
-def structured(result: ExecutionResult) -> dict[str, Any]:
+def structured(result: ExecutionResult, session: Any = None) -> dict[str, Any]:
     error = None
     if result.error is not None:
         e = result.error
@@ -127,10 +163,20 @@ def structured(result: ExecutionResult) -> dict[str, Any]:
             "bytes_from_tools": s.bytes_from_tools,
             "bytes_returned": s.bytes_returned,
             "duration_ms": round(s.duration_ms, 2),
+            "approvals": {
+                "asked": s.approvals_asked,
+                "granted": s.approvals_granted,
+                "declined": s.approvals_declined,
+                "waited_ms": round(s.waited_ms, 2),
+            },
         },
-        "calls": [{"tool": c.tool, "ms": round(c.ms, 2), "ok": c.ok} for c in result.calls],
+        "calls": [
+            {"tool": c.tool, "ms": round(c.ms, 2), "ok": c.ok, "approved": c.approved}
+            for c in result.calls
+        ],
         "calls_dropped": result.calls_dropped,
-        "notes": notes(result),
+        "session": session.to_json() if session is not None else None,
+        "notes": notes(result, session is not None),
     }
 
 
@@ -144,7 +190,7 @@ def error_text(error: ExecutionError) -> str:
     return f"{text}\nHint: {error.hint}" if error.hint else text
 
 
-def text(result: ExecutionResult) -> str:
+def text(result: ExecutionResult, session: Any = None) -> str:
     """What the model reads: the result (JSON), what was printed, the error, one stats line."""
     parts = []
     if result.error is None:
@@ -154,9 +200,17 @@ def text(result: ExecutionResult) -> str:
     if result.error is not None:
         parts.append(error_text(result.error))
     if result.stats.duration_ms:  # not for a request refused before anything ran
-        parts += [f"Note: {note}" for note in notes(result)]
+        parts += [f"Note: {note}" for note in notes(result, session is not None)]
     s = result.stats
     if s.duration_ms:  # not for a request refused before anything ran
         calls = f"{s.tool_calls} tool call{'s' * (s.tool_calls != 1)}"
-        parts.append(f"[{calls}, {s.duration_ms:.0f} ms{'' if result.ok else ', failed'}]")
+        if s.approvals_asked:
+            calls += (
+                f", {s.approvals_asked} approval{'s' * (s.approvals_asked != 1)} asked "
+                f"({s.approvals_granted} granted, {s.approvals_declined} declined)"
+            )
+        where = (
+            f", session {session.handle or session.name!r} call {session.calls}" if session else ""
+        )
+        parts.append(f"[{calls}, {s.duration_ms:.0f} ms{where}{'' if result.ok else ', failed'}]")
     return "\n".join(p for p in parts if p)

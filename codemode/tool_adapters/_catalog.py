@@ -23,7 +23,7 @@ import jsonschema
 
 from ..config import Config
 from ..errors import ErrorKind, ToolCallError
-from ._policy import Policy
+from ._policy import ApprovalRule, Policy
 from ._schema import ToolInfo, assign_names, identifier, params_of, returns_of
 from ._shapes import ShapeStore, fingerprint, vague
 
@@ -62,6 +62,8 @@ class Entry:
     validator: Any  # a jsonschema validator, or None when the schema itself is invalid
     to_original: dict[str, str]
     fingerprint: str
+    approval: ApprovalRule | None = None
+    """Why a person approves each call of this tool first (None: calls go straight on)."""
 
 
 @dataclass
@@ -126,7 +128,9 @@ class Catalog:
             output_schema=tool.output_schema,
             observed=observed,
         )
-        return Entry(info, _validator(tool.input_schema), {p.name: p.original for p in params}, fp)
+        approval = self.policy.approval_rule(server, tool.name, tool)
+        to_original = {p.name: p.original for p in params}
+        return Entry(info, _validator(tool.input_schema), to_original, fp, approval)
 
     @property
     def tools(self) -> list[ToolInfo]:

@@ -2,9 +2,10 @@
 
 It connects all servers concurrently, keeps the catalog (see `_catalog`) current, and runs
 calls: find the tool, validate the arguments against its inputSchema before anything is
-sent, admit the call under the policy's caps, call, unwrap the result (and learn its
-shape). A server that failed to start does not stop the others: calls to it raise a
-ToolCallError carrying its start error.
+sent, have a person approve it where the config says so (`_approval`), admit the call
+under the policy's caps, call, unwrap the result (and learn its shape). A server that
+failed to start does not stop the others: calls to it raise a ToolCallError carrying its
+start error.
 
 Changes of the catalog (a server's tools changed, a shape was learned) are coalesced: a
 flag is set, and one task, owned by the federation, rebuilds the catalog and tells the
@@ -24,9 +25,10 @@ from .._aio import Background
 from ..config import Config
 from ..context import CallContext
 from ..errors import ErrorKind, ServerStartError, ToolCallError
+from ._approval import approve
 from ._catalog import Catalog, Entry, Naming, check_text
 from ._connection import Connection
-from ._policy import Policy
+from ._policy import ApprovalRule, Policy
 from ._results import unwrap
 from ._schema import ToolInfo, render_stubs
 from ._shapes import ShapeStore, shapes_file, vague
@@ -183,17 +185,20 @@ class Federation:
             )
         entry = self.catalog.find(key, tool)
         if entry is None:
-            return await self._unlisted(key, tool, arguments)
+            return await self._unlisted(key, tool, arguments, context)
         return await self.call_entry(entry, arguments, context)
 
-    async def _unlisted(self, key: str, tool: str, arguments: dict[str, Any]) -> Any:
+    async def _unlisted(
+        self, key: str, tool: str, arguments: dict[str, Any], context: CallContext | None
+    ) -> Any:
         blocked = self.catalog.hidden.get(key, {}).get(tool)
         if blocked is not None:
             raise self.policy.refuse(key, tool, blocked)
         connection = self.connections[key]
         if connection.state != "ready":
             # not listed because the server is down: the call reports why (and restarts it)
-            return await self._send(key, tool, arguments)
+            approval = self.policy.approval_rule(key, tool)
+            return await self._send(key, tool, arguments, context=context, approval=approval)
         ns = self.catalog.namespaces[key]
         names = sorted(e.info.py_name for (s, _), e in self.catalog.entries.items() if s == key)
         close = difflib.get_close_matches(tool, names, n=3)
@@ -212,7 +217,10 @@ class Federation:
         """Call a catalog entry with arguments under their schema names."""
         info = entry.info
         self.catalog.validate(entry, arguments)
-        value = await self._send(info.server, info.name, arguments, info.output_schema, info.path)
+        value = await self._send(
+            info.server, info.name, arguments, info.output_schema, info.path, context,
+            entry.approval,
+        )  # fmt: skip
         if self.shapes is not None and (info.observed is not None or vague(info.returns)):
             if self.shapes.observe(info.server, info.name, entry.fingerprint, value):
                 log.info("learned the result shape of %s", info.path)
@@ -226,10 +234,15 @@ class Federation:
         arguments: dict[str, Any],
         output_schema: Any = None,
         label: str | None = None,
+        context: CallContext | None = None,
+        approval: ApprovalRule | None = None,
     ) -> Any:
-        """Every call downstream goes through here: rate caps, the call, unwrapping."""
+        """Every call downstream goes through here: a person's approval where the config
+        asks for one, rate caps, the call, unwrapping."""
         check_text(server, tool, arguments)
+        name = label or f"{self.catalog.namespaces.get(server, server)}.{tool}"
+        timeout_s = self.config.codemode.approval_timeout_s
+        await approve(approval, server, tool, name, arguments, context, timeout_s)
         self.policy.admit(server, tool)
         result = await self.connections[server].call(tool, arguments)
-        name = label or f"{self.catalog.namespaces.get(server, server)}.{tool}"
         return unwrap(result, server, tool, output_schema, name)

@@ -2,7 +2,8 @@
 
 `blocked()` is asked when the catalog is built (a blocked tool is not listed, and a call of
 it says which rule blocked it); `admit()` before every call (the per-minute caps, across
-executions). Approvals (a person asked before a call) will join here.
+executions); `approval_rule()` before every call too (whether a person must approve it,
+asked by the caller context's approver).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import collections
 import fnmatch
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from ..config import Config
@@ -17,6 +19,14 @@ from ..errors import ErrorKind, ToolCallError
 
 WINDOW_S = 60.0
 """The caps count calls in any window of this length."""
+
+
+@dataclass(frozen=True)
+class ApprovalRule:
+    """Why a call needs a person's approval: the `setting` that says so, and how."""
+
+    setting: str
+    reason: str
 
 
 class Policy:
@@ -42,6 +52,27 @@ class Policy:
         annotations = tool.annotations
         if read_only and not (annotations and annotations.read_only_hint):
             return f"{rule} is on and the server does not mark {name!r} readOnlyHint"
+        return None
+
+    def approval_rule(self, server: str, name: str, tool: Any = None) -> ApprovalRule | None:
+        """The setting that makes a person approve calls of `name` (`tool`: its MCP Tool,
+        None when the server does not list it), or None when calls go without asking."""
+        approve, setting = self.config.options(server).approve, f"codemode.servers.{server}.approve"
+        if approve is None:
+            approve, setting = self.config.codemode.approve, "codemode.approve"
+        if approve is None:
+            return None
+        if approve == "all":
+            return ApprovalRule(setting, f'{setting} is "all"')
+        if approve == "writes":
+            annotations = getattr(tool, "annotations", None)
+            if annotations is not None and annotations.read_only_hint:
+                return None
+            why = "does not mark it" if tool is not None else "does not list it, so cannot mark it"
+            return ApprovalRule(setting, f'{setting} is "writes" and the server {why} readOnlyHint')
+        for pattern in approve:
+            if fnmatch.fnmatchcase(name, pattern):
+                return ApprovalRule(setting, f"{name!r} matches {pattern!r} in {setting}")
         return None
 
     def refuse(self, server: str, tool: str, reason: str) -> ToolCallError:

@@ -13,7 +13,7 @@ raises `errors.CallFailed` for a call that fails.
 
 from ._build import Artifact, ensure_built, ensure_built_async, sandbox_modules
 from ._execution import MAX_CALL_RECORDS, Execution, State
-from ._pool import SandboxPool
+from ._pool import KeptInstance, SandboxPool
 from ._types import (
     CallRecord,
     ExecutionError,
@@ -35,6 +35,7 @@ __all__ = [
     "ExecutionResult",
     "ExecutionStats",
     "FunctionSpec",
+    "KeptInstance",
     "Limits",
     "NamespaceSpec",
     "Param",

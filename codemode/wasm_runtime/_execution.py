@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._aio import within
-from ..context import CallContext, Clock
+from ..context import CURRENT_CALL, CallContext, CallMark, Clock
 from ..errors import CallFailed, ErrorKind
 from . import _protocol as P
 from ._outcome import Outcomes
@@ -69,8 +69,13 @@ class Execution:
         limits: Limits,
         context: CallContext | None = None,
         on_call_done: Callable[[int], None] | None = None,
+        keep: bool = False,
     ) -> None:
         self.seq = seq
+        self.keep = keep
+        """Run in the worker's kept instance, and keep it (a session's next call continues
+        it); `kept` says afterwards whether the instance survived the run."""
+        self.kept = False
         self.worker = worker
         self.tool_host = tool_host
         self.limits = limits
@@ -93,17 +98,21 @@ class Execution:
         label = getattr(tool_host, "label", None)
         self._label: Callable[[str, dict[str, Any]], str] = label or (lambda target, _: target)
 
-    def pause(self) -> None:
-        """The program waits on a person: its time stops."""
-        self.state = State.WAITING
-        self.clock.pause()
+        self.clock.on_change = self._clock_changed
 
-    def resume(self) -> None:
-        self.clock.resume()
-        self.state = State.RUNNING
+    def _clock_changed(self, paused: bool) -> None:
+        """A person is being asked (or the last one answered): the program's time stops
+        (or runs again), here and in the worker, which credits the time its guest spends
+        waiting meanwhile (never its CPU time)."""
+        if self.state is State.FINISHED:
+            return
+        self.state = State.WAITING if paused else State.RUNNING
+        if self.worker.alive and not self.worker.writer.is_closing():
+            self.worker.send(P.CLOCK, P.SEQ.pack(self.seq) + (b"P" if paused else b"R"))
 
     def _options(self, functions: Sequence[FunctionSpec], namespaces: Sequence[NamespaceSpec]):
         return {
+            "session": self.keep,
             "functions": [f.to_json() for f in functions],
             "namespaces": [n.to_json() for n in namespaces],
             "limits": {
@@ -125,6 +134,7 @@ class Execution:
             "timeout_s": self.limits.timeout_s,
             "memory_bytes": memory_bytes(self.limits),
             "max_stdout_bytes": self.limits.max_stdout_bytes,
+            "keep": self.keep,
         }
         self.state = State.RUNNING
         self.worker.send(P.EXECUTE, json.dumps(request).encode())
@@ -133,6 +143,11 @@ class Execution:
         finally:
             self.state = State.FINISHED
             await self._stop_calls()
+            asked = self.context.approvals
+            self.stats.approvals_asked = asked.asked
+            self.stats.approvals_granted = asked.granted
+            self.stats.approvals_declined = asked.declined
+            self.stats.waited_ms = self.clock.waited_s * 1000
 
     async def _stop_calls(self) -> None:
         """Calls still running end with the run (cancelled, then awaited: none outlives
@@ -148,12 +163,19 @@ class Execution:
         try:
             while True:
                 remaining = allowed - self.clock.elapsed_s
-                kind, payload = await within(self.worker.recv(), max(remaining, 0.001))
+                try:  # the clock may stop meanwhile: then the deadline is further off
+                    kind, payload = await within(self.worker.recv(), max(remaining, 0.05))
+                except asyncio.TimeoutError:
+                    if self.clock.paused or self.clock.elapsed_s < allowed:
+                        continue
+                    raise
                 if kind == P.CALLS:
                     self._start_calls(payload)
                 elif kind == P.RESULT:
                     self.healthy = True
-                    return self.outcomes.finished(payload)
+                    result = self.outcomes.finished(payload)
+                    self.kept = self.outcomes.kept
+                    return result
         except asyncio.TimeoutError:
             return self.outcomes.timed_out()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -205,6 +227,8 @@ class Execution:
     async def _call(self, call_id: int, target: str, args: dict[str, Any]) -> None:
         started = time.monotonic()
         ok = False
+        mark = CallMark()
+        CURRENT_CALL.set(mark)  # this task's own: the call's approval is marked on it
         try:
             async with self._semaphore:
                 if self.tool_host is None:
@@ -228,7 +252,7 @@ class Execution:
         finally:
             if len(self.records) < MAX_CALL_RECORDS:
                 ms = (time.monotonic() - started) * 1000
-                self.records.append(CallRecord(self._label(target, args), ms, ok))
+                self.records.append(CallRecord(self._label(target, args), ms, ok, mark.approved))
             else:
                 self.records_dropped += 1
             self._calls_done += 1

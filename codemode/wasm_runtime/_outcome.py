@@ -26,6 +26,7 @@ class Outcomes:
         self.stats = stats
         self.records = records
         self._dropped = dropped  # () -> calls made beyond the listed ones
+        self.kept = False  # the worker kept the instance for a next run
 
     def base(self) -> ExecutionResult:
         return ExecutionResult(
@@ -61,6 +62,7 @@ class Outcomes:
         head, _, body = payload.partition(b"\n")
         header = json.loads(head)
         self.stats.crossings = header["crossings"]
+        self.kept = bool(header.get("kept"))
         trap = header.get("trap")
         outcome = json.loads(body) if trap is None else {}
         result = self.trapped(trap) if trap is not None else self.base()

@@ -50,6 +50,7 @@ class SandboxPool:
         self._available = asyncio.Condition()
         self._background = Background("codemode:sandbox-pool")
         self._cleanups: set[asyncio.Task[None]] = set()
+        self._kept: set[KeptInstance] = set()
         self._seq = 0
         self._open = False
         self._closed = False
@@ -97,11 +98,15 @@ class SandboxPool:
         workers = [*self._idle, *self._busy]
         self._idle.clear()
         self._busy.clear()
-        await asyncio.gather(*(w.kill() for w in workers), return_exceptions=True)
+        await asyncio.gather(
+            *(w.kill() for w in workers),
+            *(kept.close() for kept in list(self._kept)),
+            return_exceptions=True,
+        )
 
     @property
     def worker_pids(self) -> list[int]:
-        return [w.proc.pid for w in [*self._idle, *self._busy]]
+        return [w.proc.pid for w in [*self._idle, *self._busy, *(k.worker for k in self._kept)]]
 
     # -- workers -------------------------------------------------------------------------
 
@@ -207,19 +212,92 @@ class SandboxPool:
         with the number finished so far (for progress reports); it must not block."""
         limits = limits or self.limits
         started = time.monotonic()
-        code_size = len(code.encode("utf-8", "surrogatepass"))
-        if code_size > limits.max_code_bytes:
-            return ExecutionResult(
-                ok=False,
-                error=ExecutionError(
-                    type="CodeTooLarge",
-                    message=f"the program is {code_size:,} bytes; the limit max_code_bytes is "
-                    f"{limits.max_code_bytes:,}. Send a shorter program.",
-                    limit="max_code_bytes",
-                    kind=ErrorKind.LIMIT_EXCEEDED,
-                ),
-            )
+        refused = too_large(code, limits)
+        if refused is not None:
+            return refused
         async with self.execution(tool_host, limits, context, on_call_done) as execution:
             result = await execution.run(code)
         result.stats.duration_ms = (time.monotonic() - started) * 1000
         return result
+
+    async def keep_instance(self) -> KeptInstance:
+        """A sandbox instance of its own, kept between runs (for a session): a worker
+        outside the pool's count, started now (~0.1 s from a warm cache)."""
+        if self._artifact is None:
+            await self.start()
+        worker = await WorkerProcess.start(self.artifact.compiled, memory_bytes(self.limits))
+        kept = KeptInstance(self, worker)
+        self._kept.add(kept)
+        return kept
+
+
+def too_large(code: str, limits: Limits) -> ExecutionResult | None:
+    """The refusal of a program over max_code_bytes, or None."""
+    code_size = len(code.encode("utf-8", "surrogatepass"))
+    if code_size <= limits.max_code_bytes:
+        return None
+    return ExecutionResult(
+        ok=False,
+        error=ExecutionError(
+            type="CodeTooLarge",
+            message=f"the program is {code_size:,} bytes; the limit max_code_bytes is "
+            f"{limits.max_code_bytes:,}. Send a shorter program.",
+            limit="max_code_bytes",
+            kind=ErrorKind.LIMIT_EXCEEDED,
+        ),
+    )
+
+
+class KeptInstance:
+    """One sandbox instance that runs program after program, keeping its module globals
+    (a session's): it has a worker process of its own, so nothing else ever runs in it.
+    A run that does not end cleanly (a trap, a kill at the hard deadline, a death) loses
+    it for good: `alive` turns False and every later run is refused."""
+
+    def __init__(self, pool: SandboxPool, worker: WorkerProcess) -> None:
+        self._pool = pool
+        self.worker = worker
+        self._usable = True
+        self.runs = 0
+        self._lock = asyncio.Lock()  # one run at a time: the instance is single-threaded
+
+    async def run(
+        self,
+        code: str,
+        tool_host: ToolHost | None = None,
+        limits: Limits | None = None,
+        context: CallContext | None = None,
+        on_call_done: Callable[[int], None] | None = None,
+    ) -> ExecutionResult:
+        limits = limits or self._pool.limits
+        refused = too_large(code, limits)
+        if refused is not None:
+            return refused
+        async with self._lock:
+            if not self.alive:
+                raise WorkerError("this kept instance was lost; open another")
+            started = time.monotonic()
+            self._pool._seq += 1
+            execution = Execution(
+                self._pool._seq, self.worker, tool_host, limits, context, on_call_done, keep=True
+            )
+            try:
+                result = await execution.run(code)
+            finally:
+                self.runs += 1
+                if not (execution.healthy and execution.kept and self.worker.alive):
+                    self._usable = False
+                    await asyncio.shield(self.close())
+            result.stats.duration_ms = (time.monotonic() - started) * 1000
+            return result
+
+    @property
+    def alive(self) -> bool:
+        """Whether the next run continues this instance (its worker may also have died
+        while idle: killed from outside, say)."""
+        return self._usable and self.worker.alive
+
+    async def close(self) -> None:
+        self._usable = False
+        self._pool._kept.discard(self)
+        await self.worker.kill()

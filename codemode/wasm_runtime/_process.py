@@ -34,6 +34,7 @@ class WorkerProcess:
         self.reader = reader
         self.writer = writer
         self.ready_ms = 0.0
+        self._header: bytes | None = None
 
     @classmethod
     async def start(cls, compiled: Path, memory_bytes: int) -> WorkerProcess:
@@ -74,9 +75,14 @@ class WorkerProcess:
         return worker
 
     async def recv(self) -> tuple[int, bytes]:
-        header = await self.reader.readexactly(P.HEADER.size)
-        size, kind = P.HEADER.unpack(header)
-        return kind, await self.reader.readexactly(size)
+        """The next frame. Safe to cancel (a timeout) and call again: a header read before
+        the cancel is kept for the next call (readexactly takes nothing until it has all)."""
+        if self._header is None:
+            self._header = await self.reader.readexactly(P.HEADER.size)
+        size, kind = P.HEADER.unpack(self._header)
+        payload = await self.reader.readexactly(size)
+        self._header = None
+        return kind, payload
 
     def send(self, kind: int, payload: bytes) -> None:
         self.writer.write(P.frame(kind, payload))

@@ -16,6 +16,9 @@ EXECUTE = ord("E")  # JSON {"seq", "code", "options", "timeout_s", "memory_bytes
 COMPLETION = ord("C")  # SEQ + JSON {"id", "ok", "value" | "error"} (passed to the guest as is;
 #                        "value" is the tool result itself, not a JSON string of it)
 
+CLOCK = ord("K")  # SEQ + b"P" (a person is being asked: time spent waiting is not the
+#                   program's) or b"R" (the last such question was answered)
+
 # worker -> parent
 READY = ord("Y")  # empty: the worker is ready
 CALLS = ord("T")  # SEQ + the guest's batch JSON, unparsed: the parent validates it

@@ -143,6 +143,8 @@ class CallRecord:
     """The host's name for the call (`ToolHost.label`), else its target."""
     ms: float
     ok: bool
+    approved: bool = False
+    """A person approved the call before it was sent."""
 
 
 @dataclass
@@ -152,6 +154,11 @@ class ExecutionStats:
     bytes_from_tools: int = 0
     bytes_returned: int = 0
     duration_ms: float = 0.0
+    approvals_asked: int = 0
+    approvals_granted: int = 0
+    approvals_declined: int = 0
+    waited_ms: float = 0.0
+    """Time spent waiting on a person (part of duration_ms, not of the program's time)."""
 
 
 @dataclass

@@ -117,8 +117,15 @@ class Worker:
         with self.linker.root() as root, root.add_instance(HOST_INTERFACE) as host:
             host.add_func("wait", self._wait)
         self.ready: tuple[wasmtime.Store, wc.Func, int] | None = None
+        self.kept: tuple[wasmtime.Store, wc.Func, int] | None = None
+        """The instance a run asked to keep (`"keep": true`): the next such run continues it."""
         self.seq = 0
         self.deadline = 0.0
+        self.paused = False
+        """The parent said a person is being asked (CLOCK frames): time the guest spends
+        blocked in `wait` meanwhile moves the deadline on (its CPU time never does)."""
+        self._since: float | None = None
+        self._credited = False
         self.crossings = 0
         self.output = Output()
         threading.Thread(target=self._tick, name="epoch-ticker", daemon=True).start()
@@ -140,22 +147,24 @@ class Worker:
         run = instance.get_func(store, "run")
         assert run is not None, "the component exports no `run`"
         self.deadline = time.monotonic() + 60
+        self.paused = False
         run(store, WARMUP_CODE, WARMUP_OPTIONS)
         return store, run, memory_bytes
 
     # -- host functions (called by the guest; must never raise) -------------------------
 
-    def _wait(self, _store: object, batch: str, timeout_ms: int) -> str:
+    def _wait(self, store: object, batch: str, timeout_ms: int) -> str:
         try:
             self.crossings += 1
             if batch:
                 payload = P.SEQ.pack(self.seq) + batch.encode("utf-8", "replace")
                 self.channel.send(P.CALLS, payload)
-            now = time.monotonic()
-            until = self.deadline if timeout_ms < 0 else min(self.deadline, now + timeout_ms / 1000)
+            self._since = time.monotonic()
+            wake = None if timeout_ms < 0 else self._since + timeout_ms / 1000
             done: list[bytes] = []
             while not done:
-                got = self.channel.recv(max(0.0, until - time.monotonic()))
+                until = wake if self.paused else min(self.deadline, wake or self.deadline)
+                got = self.channel.recv(None if until is None else until - time.monotonic())
                 if got is None:
                     break
                 self._take(got, done)
@@ -164,7 +173,13 @@ class Worker:
                 if got is None:
                     break
                 self._take(got, done)
-            expired = not done and time.monotonic() >= self.deadline
+            self._credit()
+            self._since = None
+            if self._credited:  # the deadline moved on: so does the CPU timer's
+                self._credited = False
+                ticks = max(1, round((self.deadline - time.monotonic()) / EPOCH_TICK_S))
+                wasmtime.Store.set_epoch_deadline(store, ticks)  # type: ignore[arg-type]
+            expired = not done and not self.paused and time.monotonic() >= self.deadline
             return '{"expired": %s, "done": [%s]}' % (
                 "true" if expired else "false",
                 ",".join(d.decode() for d in done),
@@ -172,11 +187,23 @@ class Worker:
         except Exception as exc:  # noqa: BLE001
             return json.dumps({"expired": True, "done": [], "host_error": str(exc)})
 
+    def _credit(self) -> None:
+        """Move the deadline on by the time blocked in `wait` while paused."""
+        now = time.monotonic()
+        if self.paused and self._since is not None:
+            self.deadline += now - self._since
+            self._credited = True
+        self._since = now
+
     def _take(self, got: tuple[int, bytes], done: list[bytes]) -> None:
         kind, payload = got
-        if kind == P.COMPLETION and P.SEQ.unpack_from(payload)[0] == self.seq:
+        if P.SEQ.unpack_from(payload)[0] != self.seq:
+            return  # a late frame of an earlier execution
+        if kind == P.COMPLETION:
             done.append(payload[P.SEQ.size :])
-        # anything else (a late completion of an earlier execution) is dropped
+        elif kind == P.CLOCK:
+            self._credit()
+            self.paused = payload[P.SEQ.size :] == b"P"
 
     # -- executions -------------------------------------------------------------------
 
@@ -188,17 +215,25 @@ class Worker:
         outcome = b""
         started = time.monotonic()
         self.deadline = started + timeout_s
+        self.paused = False
         self.crossings = 0
         self.output.reset(int(request["max_stdout_bytes"]))
+        keep = bool(request.get("keep"))
+        kept, self.kept = self.kept, None
         try:
-            ready, self.ready = self.ready, None
+            if keep and kept is not None:
+                ready = kept  # the same instance as the last run: its globals are still there
+            else:
+                ready, self.ready = self.ready, None
             if ready is None or ready[2] != memory_bytes:
                 ready = self.instantiate(memory_bytes)
             store, run, _ = ready
             store.set_epoch_deadline(max(1, round(timeout_s / EPOCH_TICK_S)))
             outcome = run(store, request["code"], request["options"]).encode("utf-8", "replace")
+            if keep:
+                self.kept = ready
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
-            trap = _classify_trap(str(exc))
+            trap = _classify_trap(str(exc))  # a trapped instance is never run again
         except Exception as exc:  # noqa: BLE001 - anything else is reported, worker lives on
             trap = {"type": "SandboxError", "message": f"{type(exc).__name__}: {exc}"}
         header = {
@@ -206,9 +241,11 @@ class Worker:
             "trap": trap,
             "stdout": self.output.data.decode("utf-8", "replace"),
             "stdout_dropped": self.output.dropped,
+            "kept": self.kept is not None,
         }
         self.channel.send(P.RESULT, json.dumps(header).encode() + b"\n" + outcome)
-        self.ready = self.instantiate(memory_bytes)
+        if self.ready is None and not keep:
+            self.ready = self.instantiate(memory_bytes)  # the next execution's fresh instance
 
     def serve(self) -> None:
         while True:

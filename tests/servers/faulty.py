@@ -1,11 +1,12 @@
 """A downstream MCP server that misbehaves on request, for failure tests.
 
-    python faulty.py [--exit-at-start | --garbage-at-start] [--state-file F]
+    python faulty.py [--exit-at-start | --garbage-at-start]
 
 Tools: echo, slow(ms), hang(), crash() (exits mid-call), error(message), big(mb),
 add_tool() (adds a tool and sends tools/list_changed), mixed() (text + image),
 pid() (its process id, to tell restarts apart), weird-name (a hyphenated tool),
-getenv(name), peek() (the one tool marked readOnlyHint). --http-port / --sse-port
+getenv(name), record(entry) (appends a line to $FAULTY_RECORD_FILE), peek() (the one
+tool marked readOnlyHint). --http-port / --sse-port
 serve over HTTP instead of stdio.
 """
 
@@ -35,6 +36,17 @@ async def echo(value: str, times: int = 1) -> str:
 async def getenv(name: str) -> str | None:
     """The value of an environment variable of this server's process (None if unset)."""
     return os.environ.get(name)
+
+
+@server.tool()
+async def record(entry: str) -> int:
+    """Append `entry` as a line to the file $FAULTY_RECORD_FILE (what was really done);
+    returns the number of lines now there."""
+    path = os.environ["FAULTY_RECORD_FILE"]
+    with open(path, "a") as f:  # O_APPEND: concurrent calls never overwrite each other
+        f.write(entry + "\n")
+    with open(path) as f:
+        return sum(1 for _ in f)
 
 
 @server.tool(annotations=ToolAnnotations(read_only_hint=True))

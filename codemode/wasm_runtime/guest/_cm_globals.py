@@ -107,6 +107,26 @@ class Tools:
         return f"<tools: {len(self._functions)} functions; use tools.search(query)>"
 
 
+def _ours(value) -> bool:
+    """Whether a global is one the sandbox put there (not the program's own)."""
+    import asyncio
+    import json
+
+    return isinstance(value, (Namespace, ToolFunction, Tools)) or value is asyncio or value is json
+
+
+def refresh_globals(kept: dict, fresh: dict) -> dict:
+    """A session's globals for its next call: the tool API of `fresh` (tools may have
+    changed) wherever the program did not bind the name itself; everything else kept."""
+    for name in [n for n, v in kept.items() if _ours(v) and n not in fresh]:
+        del kept[name]  # a tool or server that is gone
+    for name, value in fresh.items():
+        if name not in kept or _ours(kept[name]) or name.startswith("__codemode"):
+            kept[name] = value
+    Registry.env = kept
+    return kept
+
+
 def build_globals(manifest: dict, dumps, return_signal) -> dict:
     """The module globals a program starts with: the tool API and the builtins."""
     import asyncio

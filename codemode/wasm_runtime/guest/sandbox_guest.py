@@ -27,7 +27,7 @@ for _name in _cm_stdlib.OFFERED:  # the stdlib user code can import (see _cm_std
 import _cm_zones  # noqa: F401 - zoneinfo's data, loaded at build time
 import wit_world
 from _cm_api import CODE_FILENAME, Calls, Notes, Registry
-from _cm_globals import build_globals
+from _cm_globals import build_globals, refresh_globals
 from _cm_habits import _help, install_asdict_of_dicts, install_csv_of_text, install_file_notes
 from _cm_habits import install_gather_of_a_list, install_task_notes
 from _cm_imports import MissingModules, program_import
@@ -139,7 +139,45 @@ def _run(code_obj, is_async: bool, env: dict):
     return env.pop(RESULT_NAME, None)
 
 
+class _Session:
+    """The module globals of a session (options "session": the host keeps this instance
+    for the next call of the same session, and nobody else's)."""
+
+    env: dict | None = None
+
+
+# What the runtime itself imports through, as the build left it: a session's program may
+# change these (`sys.modules["asyncio"] = None`), and the next call of the session would
+# fail before its code runs. They are put back before each later call; the program's own
+# names, and the modules' attributes, stay as the program left them (as in a notebook).
+_MODULES = dict(sys.modules)
+_META_PATH = list(sys.meta_path)
+_PATH = list(sys.path)
+
+
+def _restore_import_system() -> None:
+    for name, module in _MODULES.items():
+        if sys.modules.get(name) is not module:
+            sys.modules[name] = module
+    sys.meta_path[:] = _META_PATH
+    sys.path[:] = _PATH
+
+
+def _globals_for(options: dict) -> dict:
+    fresh = build_globals(options, json_dumps, ProgramReturn)
+    if not options.get("session"):
+        _Session.env = None
+        return fresh
+    if _Session.env is None:
+        _Session.env = fresh
+        return fresh
+    # tools may have changed since the last call: bind the new ones, keep the program's own
+    return refresh_globals(_Session.env, fresh)
+
+
 def _execute(code: str, options: dict) -> dict:
+    if options.get("session") and _Session.env is not None:
+        _restore_import_system()
     saved_builtins = dict(builtins.__dict__)
     builtins.__import__ = program_import  # namespaces import as modules (see _cm_api)
     try:
@@ -165,7 +203,7 @@ def _execute_program(code: str, options: dict) -> dict:
     outcome: dict = {"ok": True, "result": None, "error": None}  # result: encoded later
     try:
         tree, code_obj, is_async = compile_program(code)
-        env = build_globals(options, json_dumps, ProgramReturn)
+        env = _globals_for(options)
         problems = precheck(tree, env)
         if problems:
             raise PreCheckFailed(problems)
