@@ -10,8 +10,11 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +58,41 @@ def demo(which: str, *args: str) -> dict[str, Any]:
 
 def faulty(*flags: str) -> dict[str, Any]:
     return {"command": sys.executable, "args": [FAULTY, *flags]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 60.0) -> None:
+    """Until something listens on 127.0.0.1:port; TimeoutError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout:g} s")
+
+
+@contextlib.contextmanager
+def serve_http(config: Path, env: dict[str, str], *flags: str) -> Iterator[str]:
+    """`codemode serve --transport http` on a free port with this config: yields its URL,
+    and stops it after."""
+    port = free_port()
+    argv = [sys.executable, "-m", "codemode", "serve", "--transport", "http"]
+    proc = subprocess.Popen(
+        [*argv, "--port", str(port), "--config", str(config), *flags],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def children_of(pid: int, marker: str) -> list[int]:

@@ -19,7 +19,7 @@ import mcp
 import mcp_types as types
 import pytest
 from mcp.client.stdio import StdioServerParameters
-from serve_client import NPM_BIN, demo, faulty, no_user_config, text_of
+from serve_client import NPM_BIN, demo, faulty, no_user_config, serve_http, text_of
 
 ERAS = ["legacy", "2026-07-28"]
 
@@ -394,38 +394,19 @@ async def test_approvals_over_stateless_http_in_the_2026_era(tmp_path):
     """Over HTTP a 2026-07-28 client has no back channel at all: the input-required round
     trip is the only way to ask, and the sealed state is all that ties the retry to the
     paused program."""
-    import socket
-    import subprocess
-
     record = tmp_path / "record.txt"
     config = tmp_path / "config.json"
     config.write_text(json.dumps({
         "mcpServers": {"f": {**faulty(), "env": {"FAULTY_RECORD_FILE": str(record)}}},
         "codemode": {"servers": {"f": {"approve": ["record"]}}},
     }))  # fmt: skip
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "codemode", "serve", "--transport", "http", "--port", str(port),
-         "--config", str(config)],
-        env=no_user_config(tmp_path), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
     asked: list[str] = []
 
     async def answer(context: Any, params: Any) -> types.ElicitResult:
         asked.append(params.message)
         return types.ElicitResult(action="decline" if '"no"' in params.message else "accept")
 
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            await asyncio.sleep(0.1)
-        url = f"http://127.0.0.1:{port}/mcp"
+    with serve_http(config, no_user_config(tmp_path)) as url:
         async with mcp.Client(url, mode="2026-07-28", elicitation_callback=answer) as client:
             code = (
                 "first = await f.record(entry='yes')\n"
@@ -433,9 +414,6 @@ async def test_approvals_over_stateless_http_in_the_2026_era(tmp_path):
                 "[first, second]"
             )
             result = await client.call_tool("execute_code", {"code": code})
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     out = result.structured_content
     assert out is not None and out["error"] is None, text_of(result)
     assert out["result"] == [1, "Declined"] and recorded(record) == ["yes"]

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from serve_client import FAULTY, Serve, faulty, no_user_config, text_of
+from serve_client import FAULTY, Serve, faulty, free_port, no_user_config, text_of, wait_for_port
 
 CODEMODE = [sys.executable, "-m", "codemode"]
 
@@ -37,12 +37,6 @@ def cli(*args: str, env: dict[str, str], cwd: Path | None = None, timeout: float
         stdin=subprocess.DEVNULL,
         timeout=timeout,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- configs people already have -------------------------------------------------------
@@ -155,11 +149,7 @@ async def test_an_sse_server_connects(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(100):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
+        wait_for_port(port, 10)
         config = {"mcpServers": {"old": {"type": "sse", "url": f"http://127.0.0.1:{port}/sse"}}}
         async with Serve(config, tmp_path / "serve") as serve:
             out = (await serve.run("await old.echo(value='over sse', times=2)")).structured_content

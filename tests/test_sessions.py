@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import mcp
 import pytest
 from mcp.client.stdio import StdioServerParameters
-from serve_client import Serve, demo, faulty, no_user_config, text_of
+from serve_client import Serve, demo, faulty, no_user_config, serve_http, text_of
 
 from codemode.demo import data
 
@@ -152,26 +150,9 @@ def http_url(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("http-sessions")
     config = tmp / "config.json"
     config.write_text(json.dumps({"mcpServers": {"team": demo("team")}}))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "codemode", "serve", "--transport", "http", "--port", str(port),
-         "--config", str(config)],
-        env={**no_user_config(tmp), "CODEMODE_SHAPES_FILE": str(tmp / "shapes.json")},
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    env = {**no_user_config(tmp), "CODEMODE_SHAPES_FILE": str(tmp / "shapes.json")}
+    with serve_http(config, env) as url:
+        yield url
 
 
 async def test_two_http_clients_never_share_a_session_name(http_url):
