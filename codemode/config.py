@@ -127,6 +127,9 @@ class ServerOptions(_Strict):
     """Calls to this server allowed in any 60 s, across executions."""
     approve: Approve = None
     """Calls a person approves first (default: codemode.approve); `[]` asks for none."""
+    protocol: Literal["auto", "legacy", "2026-07-28"] = "auto"
+    """The MCP era to speak: "auto" tries the handshake (2025-11-25) first and falls back
+    to 2026-07-28 for a server that speaks only that."""
 
 
 class LimitsConfig(_Strict):

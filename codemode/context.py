@@ -4,6 +4,9 @@ Made once per execution by the server, carried through the sandbox pool (which k
 nothing of MCP: it passes it along untouched) to the tool host and the federation. Sessions,
 approvals, forwarding of a downstream server's requests and per-identity policy read it.
 
+A downstream server's log messages, progress and questions reach the client through
+`log`, `progress` and `ask`.
+
 Approvals use three things here: `ask` (the client's way to put a question to its user,
 set by the server only when the client can be asked), the `Clock` (stopped while a person
 is asked, so the wait is not the program's time), and `ApprovalStats` with the current
@@ -86,6 +89,10 @@ class Answer:
 
 
 Ask = Callable[[Question], Awaitable[Answer]]
+Log = Callable[[str, str, "str | None", Any], Awaitable[None]]
+"""Passes a downstream server's log message to the client: (server, level, logger, data)."""
+Note = Callable[[str], None]
+"""Passes a line of a downstream call's progress to the client's progress stream."""
 """Puts a question to the client's user and returns the answer; raises TimeoutError when
 none came in time, or another exception when the client could not ask."""
 
@@ -124,5 +131,9 @@ class CallContext:
     """Who the client is, when the transport says (a token's name)."""
     ask: Ask | None = None
     """Ask the client's user something (MCP elicitation); None when the client cannot."""
+    log: Log | None = None
+    """Tell the client a downstream server's log message; None when there is no client."""
+    progress: Note | None = None
+    """Show a downstream call's progress in this execution's progress stream."""
     clock: Clock = field(default_factory=Clock)
     approvals: ApprovalStats = field(default_factory=ApprovalStats)

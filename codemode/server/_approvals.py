@@ -25,7 +25,6 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -34,6 +33,7 @@ from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from ..context import Answer, Question
+from ._channel import Channel
 
 log = logging.getLogger("codemode.server")
 
@@ -104,12 +104,12 @@ class PausedRun:
     program runs in `task`; questions wait here until a round of them is sent to the
     client and its retry brings the answers."""
 
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, timeout_s: float, channel: Channel) -> None:
         self.token = secrets.token_urlsafe(24)
         self.timeout_s = timeout_s
         self.task: asyncio.Task[Any] | None = None
-        self.progress: Callable[[int], None] | None = None
-        """The progress reporter of the request now attached (each retry has its own)."""
+        self.channel = channel
+        """The request now attached (each retry of the client is one in turn)."""
         self.detached_at: float | None = None
         """When the last round was sent (None while a request of the client is attached)."""
         self._questions: dict[str, tuple[Question, asyncio.Future[Answer]]] = {}
@@ -117,12 +117,11 @@ class PausedRun:
         self._count = 0
 
     def on_call_done(self, done: int) -> None:
-        if self.progress is not None:
-            self.progress(done)
+        self.channel.on_call_done(done)
 
     async def ask(self, question: Question) -> Answer:
         self._count += 1
-        key = f"approval-{self._count}"
+        key = f"question-{self._count}"
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._questions[key] = (question, future)
         self._asked.set()

@@ -15,7 +15,6 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -32,6 +31,7 @@ from ..errors import ErrorKind, ServeError
 from ..wasm_runtime import ExecutionError, ExecutionResult
 from . import _results
 from ._approvals import Elicitor, PausedRun, PausedRuns, can_elicit, era_of
+from ._channel import Channel, progress_of
 from ._description import TOOL_NAME
 from ._engine import Engine
 
@@ -39,10 +39,6 @@ log = logging.getLogger("codemode.server")
 
 SHUTDOWN_TIMEOUT_S = 5.0
 """How long shutdown waits for downstream servers and workers to stop."""
-
-PROGRESS_INTERVAL_S = 0.2
-"""At most one progress notification per execution this often (1,000 calls are not
-1,000 notifications)."""
 
 NOTIFY_TIMEOUT_S = 5.0
 """A client that takes longer than this to take a notification is dropped from the list."""
@@ -70,43 +66,6 @@ INPUT_SCHEMA: dict[str, Any] = {
     "required": ["code"],
     "additionalProperties": False,
 }
-
-
-class _Progress:
-    """Sends `notifications/progress` (tool calls done so far) while one execution runs."""
-
-    def __init__(self, session: ServerSession) -> None:
-        self.session = session
-        self.done = 0
-        self.changed = asyncio.Event()
-
-    def update(self, done: int) -> None:
-        self.done = done
-        self.changed.set()
-
-    async def run(self) -> None:
-        while True:
-            await self.changed.wait()
-            if not await self.flush():
-                return
-            await asyncio.sleep(PROGRESS_INTERVAL_S)
-
-    async def flush(self) -> bool:
-        """Report the count if it changed since the last report; False if sending failed."""
-        if not self.changed.is_set():
-            return True
-        self.changed.clear()
-        try:
-            calls = "call" if self.done == 1 else "calls"
-            await self.session.report_progress(self.done, None, f"{self.done} tool {calls} done")
-        except Exception as exc:  # noqa: BLE001 - a lost notification must not stop the code
-            log.debug("progress notification not sent: %s", exc)
-            return False
-        return True
-
-
-def _has_progress_token(meta: Any) -> bool:
-    return bool(meta) and meta.get("progress_token") is not None
 
 
 class _Notifier:
@@ -225,12 +184,13 @@ class CodeModeServer:
                 "`session` (a name, to keep the program's variables between calls) with "
                 f"`reset` (true to start that session anew). Got: {got}."
             )
-        context = CallContext(client=ctx.session)
+        channel = Channel()
+        context = CallContext(client=ctx.session, log=channel.log, progress=channel.note)
         run = None
-        if self.engine.asks_approvals and can_elicit(ctx):
+        if can_elicit(ctx):  # for approvals, and questions of downstream servers
             timeout_s = self.engine.config.codemode.approval_timeout_s
             if era_of(ctx) == "modern":
-                run = PausedRun(timeout_s)
+                run = PausedRun(timeout_s, channel)
                 context.ask = run.ask
             elif ctx.session.can_send_request:
                 context.ask = Elicitor(ctx.session, ctx.request_id, timeout_s)
@@ -246,8 +206,9 @@ class CodeModeServer:
             run.task = asyncio.get_running_loop().create_task(execute(run.on_call_done))
             self.paused.add(run)
             return await self._attend(ctx, run)
-        async with _progress_of(ctx) as on_call:
-            result, info = await execute(on_call)
+        async with progress_of(ctx) as progress:
+            channel.attach(ctx, progress)
+            result, info = await execute(channel.on_call_done)
         return _finished(result, info)
 
     async def _attend(self, ctx: Any, run: PausedRun) -> Any:
@@ -255,15 +216,15 @@ class CodeModeServer:
         questions (an input-required result; the run waits, paused, for the retry)."""
         assert run.task is not None
         try:
-            async with _progress_of(ctx) as on_call:
-                run.progress = on_call
+            async with progress_of(ctx) as progress:
+                run.channel.attach(ctx, progress)
                 questions = await run.next_round()
         except BaseException:  # the client cancelled the request: the run ends with it
             run.cancel()
             self.paused.drop(run)
             raise
         finally:
-            run.progress = None
+            run.channel.detach()
         if questions:
             return run.input_required(questions)
         self.paused.drop(run)
@@ -367,24 +328,6 @@ def _scope(ctx: Any) -> str | None:
     headers = getattr(request, "headers", None) or {}
     session_id = headers.get("mcp-session-id")
     return f"http:{session_id}" if session_id else None
-
-
-@contextlib.asynccontextmanager
-async def _progress_of(ctx: Any) -> AsyncIterator[Any]:
-    """Progress notifications for this request while the block runs, if the client asked
-    for them (a progress token): yields the callback for the tool calls done, or None."""
-    if not _has_progress_token(ctx.meta):
-        yield None
-        return
-    progress = _Progress(ctx.session)
-    ticker = asyncio.create_task(progress.run())
-    try:
-        yield progress.update
-    finally:
-        ticker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ticker
-    await progress.flush()
 
 
 def _finished(result: ExecutionResult, info: Any) -> types.CallToolResult:

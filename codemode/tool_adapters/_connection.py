@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -24,12 +25,14 @@ from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from mcp_types import CONNECTION_CLOSED
+from mcp_types import CONNECTION_CLOSED, UNSUPPORTED_PROTOCOL_VERSION
 
 from .._aio import within
 from .._chain import CHAIN_ENV, chain_for
 from ..config import ServerConfig, ServerOptions
+from ..context import CallContext
 from ..errors import ErrorKind, ServerStartError, ToolCallError
+from ._forward import Calls, InFlight, ask
 
 log = logging.getLogger("codemode.downstream")
 
@@ -39,6 +42,9 @@ STDERR_TAIL_BYTES = 2000
 HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
 """Connect, write and pool limits for HTTP servers; reads wait longer (a response stream
 may stay open while a tool works)."""
+
+MAX_INPUT_ROUNDS = 10
+"""Input-required rounds (2026-07-28 questions) one call may take before it is failed."""
 
 RESTART_BACKOFF_S = (0.5, 30.0)
 """Smallest and largest wait between restarts of a server that keeps dying (doubling).
@@ -63,6 +69,9 @@ class Connection:
         self.error: str | None = None
         self.tools: list[types.Tool] = []
         self.session: ClientSession | None = None
+        self.era = "legacy"
+        """The protocol era the session speaks: "legacy" (handshake) or "modern"."""
+        self.calls = Calls(name)
         self.restarts = 0
         self._runner: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -146,9 +155,15 @@ class Connection:
                     )
                 read, write = streams
                 session = await stack.enter_async_context(
-                    ClientSession(read, write, message_handler=self._on_message)
-                )
-                await session.initialize()
+                    ClientSession(
+                        read, write,
+                        elicitation_callback=self.calls.on_elicit,
+                        logging_callback=self.calls.on_log,
+                        message_handler=self._on_message,
+                        log_level="info",  # 2026-07-28 servers log only when asked to
+                    )
+                )  # fmt: skip
+                self.era = await _negotiate(session, self.options.protocol)
                 self.tools = await _list_all_tools(session)
                 self.session = session
                 self.state = "ready"
@@ -229,8 +244,12 @@ class Connection:
                 if self.on_tools_changed is not None:
                     await self.on_tools_changed()
 
-    async def call(self, tool: str, arguments: dict[str, Any]) -> types.CallToolResult:
-        """Call `tool`; restart the server first if it died. Raises ToolCallError."""
+    async def call(
+        self, tool: str, arguments: dict[str, Any], context: CallContext | None = None
+    ) -> types.CallToolResult:
+        """Call `tool` for `context`'s execution; restart the server first if it died.
+        Raises ToolCallError. While a person answers a question of the server's, the
+        call's timeout is stopped."""
         if self.state != "ready":
             wait = self._next_start - time.monotonic()
             if self.state == "failed" and wait > 0:
@@ -260,7 +279,13 @@ class Connection:
             )
         timeout = self.options.call_timeout_s
         try:
-            result = await within(session.call_tool(tool, arguments), timeout)
+            with self.calls.track(context) as entry:
+                if sys.version_info >= (3, 11):
+                    async with asyncio.timeout(timeout) as timer:
+                        entry.timer = timer
+                        result = await self._call(session, tool, arguments, entry)
+                else:  # no pausable timeout before 3.11: a question's wait counts
+                    result = await within(self._call(session, tool, arguments, entry), timeout)
         except asyncio.TimeoutError:
             raise ToolCallError(
                 f"{self.name}.{tool} did not answer within the call_timeout_s limit of "
@@ -296,6 +321,77 @@ class Connection:
                 tool=tool,
             )
         return result
+
+    async def _call(
+        self, session: ClientSession, tool: str, arguments: dict[str, Any], entry: InFlight
+    ) -> Any:
+        """One call, with its progress passed on; in the 2026-07-28 era, the rounds of
+        questions it comes back with are asked and answered until it has a result."""
+        progress = self.calls.progress_of(entry.context, f"{self.name}.{tool}")
+        if self.era != "modern":
+            return await session.call_tool(tool, arguments, progress_callback=progress)
+        result = await session.call_tool(
+            tool, arguments, progress_callback=progress, allow_input_required=True
+        )
+        for _ in range(MAX_INPUT_ROUNDS):
+            if not isinstance(result, types.InputRequiredResult):
+                return result
+            responses = await self._answer(tool, result, entry)
+            result = await session.call_tool(
+                tool, arguments, progress_callback=progress, input_responses=responses,
+                request_state=result.request_state, allow_input_required=True,
+            )  # fmt: skip
+        if isinstance(result, types.InputRequiredResult):
+            raise ToolCallError(
+                f"{self.name}.{tool} asked more than {MAX_INPUT_ROUNDS} rounds of questions",
+                ErrorKind.TOOL_ERROR, server=self.name, tool=tool,
+            )  # fmt: skip
+        return result
+
+    async def _answer(
+        self, tool: str, result: types.InputRequiredResult, entry: InFlight
+    ) -> dict[str, Any]:
+        requests = result.input_requests or {}
+        other = sorted(
+            {r.method for r in requests.values() if not isinstance(r, types.ElicitRequest)}
+        )
+        if other:
+            raise ToolCallError(
+                f"{self.name}.{tool} asked for {', '.join(other)}, which codemode does not "
+                "provide (it passes on elicitation only)",
+                ErrorKind.TOOL_ERROR, server=self.name, tool=tool,
+            )  # fmt: skip
+
+        async def one(request: Any) -> types.ElicitResult:
+            if entry.context is None:
+                return types.ElicitResult(action="cancel")
+            answer = await ask(self.name, request.params, entry.context, [entry])
+            return (
+                answer
+                if isinstance(answer, types.ElicitResult)
+                else types.ElicitResult(action="cancel")
+            )
+
+        keys = list(requests)
+        answers = await asyncio.gather(*(one(requests[k]) for k in keys))
+        return dict(zip(keys, answers))
+
+
+async def _negotiate(session: ClientSession, protocol: str) -> str:
+    """Open the session in an era: "auto" tries the handshake first (what most servers
+    speak, with server requests and tools/list_changed) and falls back to 2026-07-28 for
+    a server that speaks only that; "legacy" and "2026-07-28" insist."""
+    if protocol == "2026-07-28":
+        await session.discover()
+        return "modern"
+    try:
+        await session.initialize()
+        return "legacy"
+    except MCPError as exc:
+        if protocol == "legacy" or exc.error.code != UNSUPPORTED_PROTOCOL_VERSION:
+            raise
+    await session.discover()
+    return "modern"
 
 
 async def _list_all_tools(session: ClientSession) -> list[types.Tool]:

@@ -244,5 +244,5 @@ class Federation:
         timeout_s = self.config.codemode.approval_timeout_s
         await approve(approval, server, tool, name, arguments, context, timeout_s)
         self.policy.admit(server, tool)
-        result = await self.connections[server].call(tool, arguments)
+        result = await self.connections[server].call(tool, arguments, context)
         return unwrap(result, server, tool, output_schema, name)
