@@ -54,11 +54,18 @@ def describe(
     budget: int,
     no_config_hint: str | None = None,
     asks: list[str] | None = None,
+    with_resources: list[str] | None = None,
 ) -> str:
     """The whole description. `namespaces` maps each server's config key to its namespace;
     `unavailable` names the servers that are not connected; `asks`, the tools (or `ns.*`)
-    whose calls a person approves first."""
-    head = guide(limits) + _names_note(namespaces) + _approvals_note(asks or [])
+    whose calls a person approves first; `with_resources`, the namespaces of servers that
+    offer resources."""
+    head = (
+        guide(limits)
+        + _names_note(namespaces)
+        + _approvals_note(asks or [])
+        + _resources_note(with_resources or [])
+    )
     if not namespaces:
         hint = no_config_hint or "Add servers to the codemode config file."
         return (
@@ -136,6 +143,18 @@ def _approvals_note(asks: list[str]) -> str:
         f"\n- Calls of {listed} ask the user to approve them first (the program waits). A "
         'declined one raises ToolError with `e.kind == "Declined"` and was not sent: catch '
         "it to go on without it, and say so in the result."
+    )
+
+
+def _resources_note(namespaces: list[str]) -> str:
+    if not namespaces:
+        return ""
+    listed = ", ".join(f"`{ns}`" for ns in namespaces)
+    ns = namespaces[0]
+    return (
+        f"\n- {listed} also {'offers' if len(namespaces) == 1 else 'offer'} resources: "
+        f"`await {ns}.resources()` lists them (dicts with `uri`), `await "
+        f"{ns}.read_resource(uri)` reads one (its text, or a dict with base64 `blob`)."
     )
 
 

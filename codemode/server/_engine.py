@@ -146,6 +146,7 @@ class Engine:
             self.config.codemode.description_budget_bytes,
             self.no_config_hint,
             self._asks(),
+            sorted(fed.namespaces[s] for s in fed.catalog.with_resources),
         )
 
     def _asks(self) -> list[str]:

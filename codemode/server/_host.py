@@ -36,9 +36,9 @@ def sandbox_naming() -> Naming:
 @dataclass(frozen=True)
 class _Route:
     """Where a target leads: a tool (`server`, `tool`), a namespace's fallback (`server`),
-    or `call_tool`."""
+    a server's resources (`server`), or `call_tool`."""
 
-    kind: str  # "tool" | "fallback" | "call_tool"
+    kind: str  # "tool" | "fallback" | "resources" | "read_resource" | "call_tool"
     server: str = ""
     tool: str = ""
 
@@ -84,6 +84,8 @@ class ToolBridge:
                 )
         for server, ns in sorted(namespaces.items()):
             specs.append(FunctionSpec(f"{ns}.*", self._route(_Route("fallback", server))))
+            if server in catalog.with_resources:
+                specs.extend(self._resource_functions(server, ns))
         specs.append(
             FunctionSpec(
                 "call_tool",
@@ -99,6 +101,24 @@ class ToolBridge:
             for server, ns in sorted(namespaces.items())
         ]
         self._built_for = catalog.version
+
+    def _resource_functions(self, server: str, ns: str) -> list[FunctionSpec]:
+        return [
+            FunctionSpec(
+                f"{ns}.resources", self._route(_Route("resources", server)), (),
+                f"{ns}.resources() -> list[dict]",
+                f"The resources and resource templates of server {server!r}: each a dict "
+                "with uri, name and, when known, title, description, mime_type, size; a "
+                "template's uri is its RFC 6570 template and it has template=True.",
+            ),
+            FunctionSpec(
+                f"{ns}.read_resource", self._route(_Route("read_resource", server)),
+                (Param("uri", True),), f"{ns}.read_resource(uri: str) -> str | dict",
+                "A resource's contents: the text of a text resource; for binary content a "
+                "dict with uri, mime_type, size (bytes) and blob (base64); a list when "
+                "there are several.",
+            ),
+        ]  # fmt: skip
 
     # -- ToolHost ----------------------------------------------------------------------
 
@@ -116,6 +136,8 @@ class ToolBridge:
         catalog = self.federation.catalog
         if route is None:
             return target
+        if route.kind in ("resources", "read_resource"):
+            return f"{catalog.namespaces.get(route.server, route.server)}.{route.kind}"
         if route.kind == "tool":
             entry = catalog.find(route.server, route.tool)
             if entry is not None:
@@ -142,6 +164,10 @@ class ToolBridge:
                 return await fed.call_tool(
                     route.server, args.get("name"), args.get("args"), context
                 )
+            if route.kind == "resources":
+                return await fed.list_resources(route.server, context)
+            if route.kind == "read_resource":
+                return await fed.read_resource(route.server, args.get("uri"), context)
             entry = fed.catalog.find(route.server, route.tool)
             if entry is None:  # the catalog changed since the program started
                 return await fed.call_tool(route.server, route.tool, args, context)

@@ -24,6 +24,7 @@ import jsonschema
 from ..config import Config
 from ..errors import ErrorKind, ToolCallError
 from ._policy import ApprovalRule, Policy
+from ._resources import NAMES as RESOURCE_FUNCTIONS
 from ._schema import ToolInfo, assign_names, identifier, params_of, returns_of
 from ._shapes import ShapeStore, fingerprint, vague
 
@@ -77,6 +78,8 @@ class Catalog:
     entries: dict[tuple[str, str], Entry] = field(default_factory=dict)
     hidden: dict[str, dict[str, str]] = field(default_factory=dict)
     """server -> {tool name (MCP and Python): why the policy hides it}."""
+    with_resources: set[str] = field(default_factory=set)
+    """Servers that offer resources (their namespaces have `resources`, `read_resource`)."""
     version: int = 0
 
     def assign_namespaces(self, servers: Iterable[str]) -> None:
@@ -88,8 +91,14 @@ class Catalog:
             taken.add(ns)
             self.namespaces[name] = ns
 
-    def rebuild(self, tools_of: Callable[[str], list[Any]]) -> None:
-        """Rebuild from each server's MCP tool list (`tools_of(server)`)."""
+    def rebuild(
+        self,
+        tools_of: Callable[[str], list[Any]],
+        has_resources: Callable[[str], bool] = lambda server: False,
+    ) -> None:
+        """Rebuild from each server's MCP tool list (`tools_of(server)`); a namespace of a
+        server with resources also has `resources` and `read_resource`."""
+        self.with_resources = {s for s in self.namespaces if has_resources(s)}
         entries: dict[tuple[str, str], Entry] = {}
         hidden: dict[str, dict[str, str]] = {}
         for server, ns in self.namespaces.items():
@@ -103,6 +112,8 @@ class Catalog:
             names = assign_names(ns, server, tools)
             if ns in self.naming.modules:
                 names = _clear_of_module(names, self.naming.attributes(ns))
+            if server in self.with_resources:
+                names = _clear_of_module(names, RESOURCE_FUNCTIONS)
             for tool in tools:
                 entries[(server, tool.name)] = self._entry(server, ns, names[tool.name], tool)
         self.entries, self.hidden = entries, hidden

@@ -32,6 +32,7 @@ from .._chain import CHAIN_ENV, chain_for
 from ..config import ServerConfig, ServerOptions
 from ..context import CallContext
 from ..errors import ErrorKind, ServerStartError, ToolCallError
+from . import _resources as resources
 from ._forward import Calls, InFlight, ask
 
 log = logging.getLogger("codemode.downstream")
@@ -72,6 +73,8 @@ class Connection:
         self.era = "legacy"
         """The protocol era the session speaks: "legacy" (handshake) or "modern"."""
         self.calls = Calls(name)
+        self.resources = 0
+        """How many resources and templates the server listed when it connected."""
         self.restarts = 0
         self._runner: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -165,6 +168,7 @@ class Connection:
                 )  # fmt: skip
                 self.era = await _negotiate(session, self.options.protocol)
                 self.tools = await _list_all_tools(session)
+                self.resources = await resources.count(session)
                 self.session = session
                 self.state = "ready"
                 self.error = None
@@ -250,50 +254,47 @@ class Connection:
         """Call `tool` for `context`'s execution; restart the server first if it died.
         Raises ToolCallError. While a person answers a question of the server's, the
         call's timeout is stopped."""
-        if self.state != "ready":
-            wait = self._next_start - time.monotonic()
-            if self.state == "failed" and wait > 0:
-                raise ToolCallError(
-                    f"server {self.name!r} is unavailable ({self.error}); "
-                    f"next restart attempt in {wait:.1f} s",
-                    ErrorKind.SERVER_UNAVAILABLE,
-                    server=self.name,
-                    tool=tool,
-                )
-            try:
-                if self.state == "failed":
-                    self.restarts += 1
-                    log.info("restarting server %r (restart %d)", self.name, self.restarts)
-                await self.start()
-            except ServerStartError as exc:
-                raise ToolCallError(
-                    str(exc), ErrorKind.SERVER_UNAVAILABLE, server=self.name, tool=tool
-                ) from None
-        session = self.session
-        if session is None:
+
+        async def send(session: ClientSession, entry: InFlight) -> Any:
+            return await self._call(session, tool, arguments, entry)
+
+        result = await self.request(tool, send, context)
+        if not isinstance(result, types.CallToolResult):
             raise ToolCallError(
-                f"server {self.name!r} is unavailable ({self.error})",
-                ErrorKind.SERVER_UNAVAILABLE,
+                f"{self.name}.{tool} returned {type(result).__name__}, not a tool result",
+                ErrorKind.TOOL_ERROR,
                 server=self.name,
                 tool=tool,
             )
+        return result
+
+    async def request(
+        self,
+        what: str,
+        send: Callable[[ClientSession, InFlight], Awaitable[Any]],
+        context: CallContext | None = None,
+    ) -> Any:
+        """`await send(session, entry)` under the server's call timeout, as a call named
+        `what` (a tool, or `resources/read`): the server restarted first if it died, every
+        failure a ToolCallError with the kind and the fix."""
+        session = await self._session_for(what)
         timeout = self.options.call_timeout_s
         try:
             with self.calls.track(context) as entry:
                 if sys.version_info >= (3, 11):
                     async with asyncio.timeout(timeout) as timer:
                         entry.timer = timer
-                        result = await self._call(session, tool, arguments, entry)
+                        return await send(session, entry)
                 else:  # no pausable timeout before 3.11: a question's wait counts
-                    result = await within(self._call(session, tool, arguments, entry), timeout)
+                    return await within(send(session, entry), timeout)
         except asyncio.TimeoutError:
             raise ToolCallError(
-                f"{self.name}.{tool} did not answer within the call_timeout_s limit of "
+                f"{self.name}.{what} did not answer within the call_timeout_s limit of "
                 f"{timeout:g} s (server {self.name!r}); raise codemode.servers."
                 f"{self.name}.call_timeout_s if it is just slow",
                 ErrorKind.TIMEOUT,
                 server=self.name,
-                tool=tool,
+                tool=what,
                 limit="call_timeout_s",
             ) from None
         except ToolCallError:
@@ -303,24 +304,47 @@ class Connection:
             if closed or self.session is None or self.state != "ready":
                 await self._stop_runner()
                 self._mark_failed("the server closed the connection")
-                message = f"server {self.name!r} stopped during {self.name}.{tool}: {self.error}"
+                message = f"server {self.name!r} stopped during {self.name}.{what}: {self.error}"
                 raise ToolCallError(
-                    message, ErrorKind.SERVER_UNAVAILABLE, server=self.name, tool=tool
+                    message, ErrorKind.SERVER_UNAVAILABLE, server=self.name, tool=what
                 ) from None
             raise ToolCallError(
-                f"{self.name}.{tool} failed: {_describe(exc)}",
+                f"{self.name}.{what} failed: {_describe(exc)}",
                 ErrorKind.TOOL_ERROR,
                 server=self.name,
-                tool=tool,
+                tool=what,
             ) from None
-        if not isinstance(result, types.CallToolResult):
+
+    async def _session_for(self, what: str) -> ClientSession:
+        """The live session, (re)starting the server if it is down and its back-off allows."""
+        if self.state != "ready":
+            wait = self._next_start - time.monotonic()
+            if self.state == "failed" and wait > 0:
+                raise ToolCallError(
+                    f"server {self.name!r} is unavailable ({self.error}); "
+                    f"next restart attempt in {wait:.1f} s",
+                    ErrorKind.SERVER_UNAVAILABLE,
+                    server=self.name,
+                    tool=what,
+                )
+            try:
+                if self.state == "failed":
+                    self.restarts += 1
+                    log.info("restarting server %r (restart %d)", self.name, self.restarts)
+                await self.start()
+            except ServerStartError as exc:
+                raise ToolCallError(
+                    str(exc), ErrorKind.SERVER_UNAVAILABLE, server=self.name, tool=what
+                ) from None
+        session = self.session
+        if session is None:
             raise ToolCallError(
-                f"{self.name}.{tool} returned {type(result).__name__}, not a tool result",
-                ErrorKind.TOOL_ERROR,
+                f"server {self.name!r} is unavailable ({self.error})",
+                ErrorKind.SERVER_UNAVAILABLE,
                 server=self.name,
-                tool=tool,
+                tool=what,
             )
-        return result
+        return session
 
     async def _call(
         self, session: ClientSession, tool: str, arguments: dict[str, Any], entry: InFlight

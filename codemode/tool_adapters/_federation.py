@@ -25,6 +25,7 @@ from .._aio import Background
 from ..config import Config
 from ..context import CallContext
 from ..errors import ErrorKind, ServerStartError, ToolCallError
+from . import _resources as resources
 from ._approval import approve
 from ._catalog import Catalog, Entry, Naming, check_text
 from ._connection import Connection
@@ -53,7 +54,7 @@ class Federation:
         self.shapes = ShapeStore(shapes_file()) if config.codemode.learn_shapes else None
         self.catalog = Catalog(config, self.policy, naming or Naming(), self.shapes)
         self.catalog.assign_namespaces(self.connections)
-        self.catalog.rebuild(self._tools_of)
+        self.catalog.rebuild(self._tools_of, self._has_resources)
         self._listeners: list[Callable[[], Awaitable[None]]] = []
         self._changed = anyio.Event()
         self._open = False
@@ -88,7 +89,7 @@ class Federation:
         async with anyio.create_task_group() as tg:
             for name, connection in self.connections.items():
                 tg.start_soon(connect, name, connection)
-        self.catalog.rebuild(self._tools_of)
+        self.catalog.rebuild(self._tools_of, self._has_resources)
         return {name: status[name] for name in self.connections}
 
     async def close(self) -> None:
@@ -102,6 +103,9 @@ class Federation:
 
     def _tools_of(self, server: str) -> list[Any]:
         return self.connections[server].tools
+
+    def _has_resources(self, server: str) -> bool:
+        return self.connections[server].resources > 0
 
     # -- changes -------------------------------------------------------------------------
 
@@ -117,13 +121,13 @@ class Federation:
         if self._open:
             self._changed.set()
         else:  # not running (a bare Federation): rebuild at once, no one to tell
-            self.catalog.rebuild(self._tools_of)
+            self.catalog.rebuild(self._tools_of, self._has_resources)
 
     async def _follow_changes(self) -> None:
         while True:
             await self._changed.wait()
             self._changed = anyio.Event()  # a change from here on runs the loop again
-            self.catalog.rebuild(self._tools_of)
+            self.catalog.rebuild(self._tools_of, self._has_resources)
             for listener in list(self._listeners):
                 with anyio.move_on_after(LISTENER_TIMEOUT_S) as scope:
                     try:
@@ -195,6 +199,8 @@ class Federation:
         if blocked is not None:
             raise self.policy.refuse(key, tool, blocked)
         connection = self.connections[key]
+        if tool in resources.NAMES and connection.state == "ready":
+            raise resources.no_resources(key, self.catalog.namespaces[key], tool)
         if connection.state != "ready":
             # not listed because the server is down: the call reports why (and restarts it)
             approval = self.policy.approval_rule(key, tool)
@@ -246,3 +252,31 @@ class Federation:
         self.policy.admit(server, tool)
         result = await self.connections[server].call(tool, arguments, context)
         return unwrap(result, server, tool, output_schema, name)
+
+    # -- resources -----------------------------------------------------------------------
+
+    async def list_resources(self, server: str, context: CallContext | None = None) -> Any:
+        """The server's resources and templates (see `_resources`); raises ToolCallError."""
+        return await self._resource_request(server, resources.LIST, resources.list_all, context)
+
+    async def read_resource(self, server: str, uri: Any, context: CallContext | None = None) -> Any:
+        """One resource's contents (see `_resources`); raises ToolCallError."""
+        uri = resources.check_uri(server, uri)
+
+        async def read(session: Any) -> Any:
+            return await resources.read(session, uri)
+
+        return await self._resource_request(server, resources.READ, read, context)
+
+    async def _resource_request(
+        self, server: str, what: str, do: Callable[[Any], Awaitable[Any]], context: Any
+    ) -> Any:
+        connection = self.connections[server]
+        if connection.state == "ready" and server not in self.catalog.with_resources:
+            raise resources.no_resources(server, self.catalog.namespaces[server], what)
+        self.policy.admit(server, what)
+
+        async def send(session: Any, entry: Any) -> Any:
+            return await do(session)
+
+        return await connection.request(what, send, context)

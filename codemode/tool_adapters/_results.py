@@ -63,7 +63,7 @@ def _content_value(item: Any) -> Any:
         return {
             "type": item.type,
             "mime_type": item.mime_type,
-            "size": _b64_size(item.data),
+            "size": b64_size(item.data),
             "data": item.data,
         }
     if isinstance(item, types.EmbeddedResource):
@@ -76,7 +76,7 @@ def _content_value(item: Any) -> Any:
         if isinstance(res, types.TextResourceContents):
             value["text"] = res.text
         else:
-            value["size"] = _b64_size(res.blob)
+            value["size"] = b64_size(res.blob)
             value["blob"] = res.blob
         return value
     if isinstance(item, types.ResourceLink):
@@ -91,7 +91,7 @@ def _content_value(item: Any) -> Any:
     return dump(mode="json", by_alias=True, exclude_none=True) if dump else str(item)
 
 
-def _b64_size(data: str) -> int:
+def b64_size(data: str) -> int:
     try:
         return len(base64.b64decode(data, validate=False))
     except (ValueError, TypeError):

@@ -11,6 +11,8 @@ Tools:
   as a request in the handshake era and as an input-required result in 2026-07-28.
 - link(): asks in URL mode (open an address); returns the action.
 - wait(ms): sleeps, then returns ms.
+- resources(): a tool named like the resource listing (the program reaches it as
+  `chatty.resources_`).
 Resources: chatty://readme (text), chatty://logo (bytes), chatty://items/{item} (template).
 """
 
@@ -85,6 +87,12 @@ async def link(ctx: Context) -> str:
         related_request_id=ctx.request_id,
     )  # fmt: skip
     return result.action
+
+
+@server.tool(name="resources")
+async def resources_tool() -> str:
+    """A tool that happens to be called like the namespace's resource listing."""
+    return "the tool named resources"
 
 
 @server.resource("chatty://readme", mime_type="text/plain", description="What chatty is")
