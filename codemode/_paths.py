@@ -3,6 +3,9 @@
 - cache: the compiled sandbox and learned tool shapes; safe to delete (rebuilt or relearned).
   `$CODEMODE_CACHE_DIR`, else the user cache dir (~/.cache/codemode on Linux).
 - config: `config.json`; `$CODEMODE_CONFIG` names the file itself (see `config.py`).
+- data: what must be kept, and kept private: the OAuth tokens of remote servers
+  (`oauth/`, owner-only). `$CODEMODE_DATA_DIR`, else the user data dir
+  (~/.local/share/codemode on Linux).
 """
 
 from __future__ import annotations
@@ -18,6 +21,15 @@ def cache_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("codemode"))
+
+
+def data_dir() -> Path:
+    override = os.environ.get("CODEMODE_DATA_DIR")
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("codemode"))
 
 
 def config_dir() -> Path:

@@ -100,7 +100,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         limits = limits.replace(timeout_s=args.timeout)
 
     async def main() -> int:
-        async with Engine(config, limits=limits, workers=1) as engine:
+        async with Engine(config, limits=limits, workers=1, sign_in=args.sign_in) as engine:
             for name, error in (await engine.servers_ready()).items():
                 if error is not None:
                     print(f"codemode: server {name!r} is not available: {error}", file=sys.stderr)
@@ -174,6 +174,26 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return run_import(args.origin, target, args.write, args.replace)
 
 
+# -- login / logout ----------------------------------------------------------------------
+
+
+def _cmd_login(args: argparse.Namespace) -> int:
+    from .login import login
+
+    config, _ = _load(args)
+    message = asyncio.run(login(config, args.name, not args.no_browser, args.timeout))
+    print(message)
+    return 0
+
+
+def _cmd_logout(args: argparse.Namespace) -> int:
+    from .login import logout
+
+    config, _ = _load(args)
+    print(logout(config, args.name))
+    return 0
+
+
 # -- doctor / demo -----------------------------------------------------------------------
 
 
@@ -237,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--json", action="store_true", help="print the structured result execute_code would return"
     )
+    run.add_argument(
+        "--sign-in",
+        action="store_true",
+        help="sign in (in the browser) to a remote server that asks for it, as `codemode "
+        "login` does, instead of failing its calls",
+    )
     run.set_defaults(handler=_cmd_run)
 
     tools = commands.add_parser("tools", help="print the tool description the model sees")
@@ -271,6 +297,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="also rewrite the client's config to run codemode in place of those servers",
     )
     importing.set_defaults(handler=_cmd_import)
+
+    login = commands.add_parser("login", help="sign in to a remote server (OAuth, in the browser)")
+    login.add_argument("name", help="the server's name in the config")
+    login.add_argument("--config", metavar="FILE", help=config_help)
+    login.add_argument(
+        "--no-browser", action="store_true", help="print the sign-in address; do not open it"
+    )
+    login.add_argument(
+        "--timeout", type=_positive, default=300.0,
+        help="how long to wait for the browser to come back (default 300 s)",
+    )  # fmt: skip
+    login.set_defaults(handler=_cmd_login)
+
+    logout = commands.add_parser("logout", help="forget a remote server's sign-in tokens")
+    logout.add_argument("name", help="the server's name in the config")
+    logout.add_argument("--config", metavar="FILE", help=config_help)
+    logout.set_defaults(handler=_cmd_logout)
 
     doctor = commands.add_parser("doctor", help="check the config, each server and the sandbox")
     doctor.add_argument("--config", metavar="FILE", help=config_help)

@@ -110,6 +110,29 @@ Approve = Annotated[
 names, "writes" (every tool the server does not mark `readOnlyHint`), or "all"."""
 
 
+class OAuthOptions(_Strict):
+    """How codemode signs in to a remote server that asks for OAuth (`codemode login`).
+    With none of these set, the client registers itself (dynamic client registration)."""
+
+    client_id: str | None = None
+    """A client registered with the authorization server beforehand."""
+    client_secret: str | None = None
+    """Its secret, for a confidential client (use ${VAR} to keep it out of the file)."""
+    scope: str | None = None
+    """Scopes to ask for (space-separated); default: what the server says it needs."""
+    redirect_port: int | None = Field(default=None, gt=0, lt=65536)
+    """The 127.0.0.1 port of the sign-in redirect (a pre-registered client needs the one
+    it was registered with); default: any free port."""
+    client_metadata_url: str | None = None
+    """An https URL of a client ID metadata document, used as the client_id where the
+    authorization server supports that (instead of registering)."""
+    token_endpoint_auth_method: (
+        Literal["none", "client_secret_post", "client_secret_basic"] | None
+    ) = None
+    """How a configured client authenticates at the token endpoint (default: basic with
+    a secret, none without)."""
+
+
 class ServerOptions(_Strict):
     """codemode's options for one server, under "codemode" -> "servers" -> name."""
 
@@ -127,6 +150,8 @@ class ServerOptions(_Strict):
     """Calls to this server allowed in any 60 s, across executions."""
     approve: Approve = None
     """Calls a person approves first (default: codemode.approve); `[]` asks for none."""
+    oauth: OAuthOptions = Field(default_factory=OAuthOptions)
+    """OAuth sign-in settings of a remote server (`codemode login NAME`)."""
     protocol: Literal["auto", "legacy", "2026-07-28"] = "auto"
     """The MCP era to speak: "auto" tries the handshake (2025-11-25) first and falls back
     to 2026-07-28 for a server that speaks only that."""

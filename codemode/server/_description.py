@@ -50,14 +50,15 @@ def describe(
     limits: Limits,
     tools: list[ToolInfo],
     namespaces: dict[str, str],
-    unavailable: list[str],
+    unavailable: list[str] | dict[str, str | None],
     budget: int,
     no_config_hint: str | None = None,
     asks: list[str] | None = None,
     with_resources: list[str] | None = None,
 ) -> str:
     """The whole description. `namespaces` maps each server's config key to its namespace;
-    `unavailable` names the servers that are not connected; `asks`, the tools (or `ns.*`)
+    `unavailable` names the servers that are not connected (with a reason to show, for
+    one the user must act on: "needs login: run `codemode login x`"); `asks`, the tools (or `ns.*`)
     whose calls a person approves first; `with_resources`, the namespaces of servers that
     offer resources."""
     head = (
@@ -73,8 +74,11 @@ def describe(
         )
     tail = ""
     if unavailable:
+        why = unavailable if isinstance(unavailable, dict) else dict.fromkeys(unavailable)
         listed = ", ".join(
-            f"{namespaces[s]} ({s})" if namespaces[s] != s else s for s in sorted(unavailable)
+            (f"{namespaces[s]} ({s})" if namespaces[s] != s else s)
+            + (f" [{why[s]}]" if why[s] else "")
+            for s in sorted(why)
         )
         tail = (
             f"\n\nNot connected: {listed}. Calls to these servers raise ToolError with the "

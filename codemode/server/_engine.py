@@ -41,11 +41,12 @@ class Engine:
         limits: Limits | None = None,
         workers: int | None = None,
         sandbox: bool = True,
+        sign_in: bool = False,
     ) -> None:
         self.config = config
         self.no_config_hint = no_config_hint
         self.limits = limits or Limits().replace(**config.codemode.limits.overrides())
-        self.federation = Federation(config, sandbox_naming())
+        self.federation = Federation(config, sandbox_naming(), sign_in=sign_in)
         self.tools_host = ToolBridge(self.federation)
         self.pool = SandboxPool(size=config.codemode.workers, limits=self.limits)
         self.sessions = Sessions(self.pool, config.codemode.sessions)
@@ -142,7 +143,7 @@ class Engine:
             self.limits,
             fed.tools,
             fed.namespaces,
-            sorted(name for name, error in status.items() if error is not None),
+            {name: _shown(name, error) for name, error in status.items() if error is not None},
             self.config.codemode.description_budget_bytes,
             self.no_config_hint,
             self._asks(),
@@ -216,3 +217,11 @@ class Engine:
             context=context,
             on_call_done=on_call_done,
         )
+
+
+def _shown(name: str, error: str) -> str | None:
+    """What the description says of a server that is down: only what the user must do
+    (a sign-in); other reasons come with the calls' errors."""
+    if error.startswith("needs login"):
+        return f"needs login: the user runs `codemode login {name}`"
+    return None

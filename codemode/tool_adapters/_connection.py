@@ -25,15 +25,16 @@ from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from mcp_types import CONNECTION_CLOSED, UNSUPPORTED_PROTOCOL_VERSION
+from mcp_types import CONNECTION_CLOSED
 
 from .._aio import within
 from .._chain import CHAIN_ENV, chain_for
 from ..config import ServerConfig, ServerOptions
 from ..context import CallContext
 from ..errors import ErrorKind, ServerStartError, ToolCallError
+from . import _oauth as oauth
 from . import _resources as resources
-from ._forward import Calls, InFlight, ask
+from ._forward import Calls, InFlight, answer_round, negotiate
 
 log = logging.getLogger("codemode.downstream")
 
@@ -61,8 +62,11 @@ class Connection:
         config: ServerConfig,
         options: ServerOptions,
         on_tools_changed: Callable[[], Awaitable[None]] | None = None,
+        sign_in: bool = False,
     ) -> None:
         self.name = name
+        self.sign_in = sign_in
+        """Whether a server that wants an OAuth sign-in may get one here (in the browser)."""
         self.config = config
         self.options = options
         self.on_tools_changed = on_tools_changed
@@ -74,6 +78,9 @@ class Connection:
         """The protocol era the session speaks: "legacy" (handshake) or "modern"."""
         self.calls = Calls(name)
         self.resources = 0
+        self.needs_login = False
+        """The server asked for a sign-in (OAuth) that only `codemode login` may start."""
+        self._login_stamp: float | None = None
         """How many resources and templates the server listed when it connected."""
         self.restarts = 0
         self._runner: asyncio.Task[None] | None = None
@@ -106,6 +113,10 @@ class Connection:
                 self._fail(f"did not finish MCP initialization within {timeout:g} s")
             except Exception as exc:  # noqa: BLE001 - reported as the server's start error
                 await self._stop_runner()
+                login = oauth.needs_login(exc)
+                if login is not None:
+                    self._mark_needs_login(login)
+                    raise ServerStartError(f"server {self.name!r} {self.error}") from None
                 reason = _describe(exc)
                 if _closed(exc):
                     reason = (
@@ -118,6 +129,17 @@ class Connection:
         self._mark_failed(reason)
         raise ServerStartError(f"server {self.name!r} failed to start: {self.error}")
 
+    def _mark_needs_login(self, exc: BaseException) -> None:
+        """The server wants a sign-in: no restart until new tokens appear."""
+        self.state = "failed"
+        self.needs_login = True
+        self.error = f"needs login: {exc}; {oauth.login_hint(self.name)}"
+        self._login_stamp = oauth.token_file(self.name, self.config).stamp()
+
+    def _signed_in_since(self) -> bool:
+        """Whether the tokens changed since the server asked for a sign-in."""
+        return oauth.token_file(self.name, self.config).stamp() != self._login_stamp
+
     def _mark_failed(self, reason: str) -> None:
         """Record why the server is down (with its stderr tail) and when it may restart."""
         tail = self.stderr_tail()
@@ -129,34 +151,7 @@ class Connection:
     async def _run(self, ready: asyncio.Future[None]) -> None:
         try:
             async with contextlib.AsyncExitStack() as stack:
-                if self.config.transport == "stdio":
-                    if self._errlog is None:  # kept across restarts; closed by close()
-                        self._errlog = tempfile.TemporaryFile(
-                            "w+", encoding="utf-8", errors="replace"
-                        )
-                    params = StdioServerParameters(
-                        command=self.config.command or "",
-                        args=list(self.config.args),
-                        # over the SDK's safe default environment; the marker lets a
-                        # codemode started here know it would start a chain of itself
-                        env={**self.config.env, CHAIN_ENV: chain_for(self.name)},
-                        cwd=self.config.cwd,
-                    )
-                    streams = await stack.enter_async_context(
-                        stdio_client(params, errlog=self._errlog)
-                    )
-                elif self.config.transport == "sse":
-                    streams = await stack.enter_async_context(
-                        sse_client(self.config.url or "", headers=dict(self.config.headers))
-                    )
-                else:
-                    client = await stack.enter_async_context(
-                        httpx2.AsyncClient(headers=dict(self.config.headers), timeout=HTTP_TIMEOUT)
-                    )
-                    streams = await stack.enter_async_context(
-                        streamable_http_client(self.config.url or "", http_client=client)
-                    )
-                read, write = streams
+                read, write = await self._open(stack)
                 session = await stack.enter_async_context(
                     ClientSession(
                         read, write,
@@ -166,8 +161,8 @@ class Connection:
                         log_level="info",  # 2026-07-28 servers log only when asked to
                     )
                 )  # fmt: skip
-                self.era = await _negotiate(session, self.options.protocol)
-                self.tools = await _list_all_tools(session)
+                self.era = await negotiate(session, self.options.protocol)
+                self.tools = await list_all_tools(session)
                 self.resources = await resources.count(session)
                 self.session = session
                 self.state = "ready"
@@ -190,6 +185,38 @@ class Connection:
             if self.state == "ready":  # the session ended without an error: the server exited
                 self.state = "failed"
                 self.error = "the server closed the connection"
+
+    async def _open(self, stack: contextlib.AsyncExitStack) -> Any:
+        """The transport's streams, entered on `stack`: the child process (stdio), or the
+        HTTP client with its OAuth (the stored tokens; a sign-in in the browser only
+        when `sign_in`)."""
+        if self.config.transport == "stdio":
+            if self._errlog is None:  # kept across restarts; closed by close()
+                self._errlog = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
+            params = StdioServerParameters(
+                command=self.config.command or "",
+                args=list(self.config.args),
+                # over the SDK's safe default environment; the marker lets a
+                # codemode started here know it would start a chain of itself
+                env={**self.config.env, CHAIN_ENV: chain_for(self.name)},
+                cwd=self.config.cwd,
+            )
+            return await stack.enter_async_context(stdio_client(params, errlog=self._errlog))
+        browser = None
+        if self.sign_in:  # `codemode run --sign-in`: a sign-in may start
+            browser = oauth.Browser(self.options.oauth.redirect_port)
+            await stack.enter_async_context(browser.listening())
+        auth = await oauth.auth_for(self.name, self.config, self.options.oauth, browser)
+        if self.config.transport == "sse":
+            return await stack.enter_async_context(
+                sse_client(self.config.url or "", headers=dict(self.config.headers), auth=auth)
+            )
+        client = await stack.enter_async_context(
+            httpx2.AsyncClient(headers=dict(self.config.headers), timeout=HTTP_TIMEOUT, auth=auth)
+        )
+        return await stack.enter_async_context(
+            streamable_http_client(self.config.url or "", http_client=client)
+        )
 
     async def _stop_runner(self) -> None:
         runner, self._runner = self._runner, None
@@ -241,7 +268,7 @@ class Connection:
             while self._refresh_wanted and not self._stop.is_set():
                 self._refresh_wanted = False
                 try:
-                    self.tools = await _list_all_tools(session)
+                    self.tools = await list_all_tools(session)
                 except Exception as exc:  # noqa: BLE001 - a failed refresh keeps the old tools
                     log.warning("server %r: could not refresh its tools: %s", self.name, exc)
                     continue
@@ -300,6 +327,15 @@ class Connection:
         except ToolCallError:
             raise
         except Exception as exc:  # noqa: BLE001 - mapped at the boundary, never leaked raw
+            login = oauth.needs_login(exc)
+            if login is not None:
+                await self._stop_runner()
+                self._mark_needs_login(login)
+                log.warning("server %r %s", self.name, self.error)
+                raise ToolCallError(
+                    f"{self.name}.{what} failed: server {self.name!r} {self.error}",
+                    ErrorKind.SERVER_UNAVAILABLE, server=self.name, tool=what,
+                ) from None  # fmt: skip
             closed = isinstance(exc, MCPError) and exc.error.code == CONNECTION_CLOSED
             if closed or self.session is None or self.state != "ready":
                 await self._stop_runner()
@@ -319,6 +355,13 @@ class Connection:
         """The live session, (re)starting the server if it is down and its back-off allows."""
         if self.state != "ready":
             wait = self._next_start - time.monotonic()
+            if self.needs_login:
+                if not self._signed_in_since():
+                    raise ToolCallError(
+                        f"server {self.name!r} {self.error}",
+                        ErrorKind.SERVER_UNAVAILABLE, server=self.name, tool=what,
+                    )  # fmt: skip
+                self.needs_login, wait = False, 0.0
             if self.state == "failed" and wait > 0:
                 raise ToolCallError(
                     f"server {self.name!r} is unavailable ({self.error}); "
@@ -360,7 +403,7 @@ class Connection:
         for _ in range(MAX_INPUT_ROUNDS):
             if not isinstance(result, types.InputRequiredResult):
                 return result
-            responses = await self._answer(tool, result, entry)
+            responses = await answer_round(self.name, tool, result, entry)
             result = await session.call_tool(
                 tool, arguments, progress_callback=progress, input_responses=responses,
                 request_state=result.request_state, allow_input_required=True,
@@ -372,53 +415,8 @@ class Connection:
             )  # fmt: skip
         return result
 
-    async def _answer(
-        self, tool: str, result: types.InputRequiredResult, entry: InFlight
-    ) -> dict[str, Any]:
-        requests = result.input_requests or {}
-        other = sorted(
-            {r.method for r in requests.values() if not isinstance(r, types.ElicitRequest)}
-        )
-        if other:
-            raise ToolCallError(
-                f"{self.name}.{tool} asked for {', '.join(other)}, which codemode does not "
-                "provide (it passes on elicitation only)",
-                ErrorKind.TOOL_ERROR, server=self.name, tool=tool,
-            )  # fmt: skip
 
-        async def one(request: Any) -> types.ElicitResult:
-            if entry.context is None:
-                return types.ElicitResult(action="cancel")
-            answer = await ask(self.name, request.params, entry.context, [entry])
-            return (
-                answer
-                if isinstance(answer, types.ElicitResult)
-                else types.ElicitResult(action="cancel")
-            )
-
-        keys = list(requests)
-        answers = await asyncio.gather(*(one(requests[k]) for k in keys))
-        return dict(zip(keys, answers))
-
-
-async def _negotiate(session: ClientSession, protocol: str) -> str:
-    """Open the session in an era: "auto" tries the handshake first (what most servers
-    speak, with server requests and tools/list_changed) and falls back to 2026-07-28 for
-    a server that speaks only that; "legacy" and "2026-07-28" insist."""
-    if protocol == "2026-07-28":
-        await session.discover()
-        return "modern"
-    try:
-        await session.initialize()
-        return "legacy"
-    except MCPError as exc:
-        if protocol == "legacy" or exc.error.code != UNSUPPORTED_PROTOCOL_VERSION:
-            raise
-    await session.discover()
-    return "modern"
-
-
-async def _list_all_tools(session: ClientSession) -> list[types.Tool]:
+async def list_all_tools(session: ClientSession) -> list[types.Tool]:
     tools: list[types.Tool] = []
     cursor = None
     for _ in range(1000):  # a server that pages forever must not hang start-up

@@ -44,10 +44,14 @@ class Federation:
     """The downstream servers of a config. `async with Federation(config) as fed` opens it
     and connects them all; `open()` then `start()` do the same in two steps."""
 
-    def __init__(self, config: Config, naming: Naming | None = None) -> None:
+    def __init__(self, config: Config, naming: Naming | None = None, sign_in: bool = False) -> None:
+        """`sign_in`: a server that wants an OAuth sign-in gets one in the browser (for a
+        person at a terminal: `codemode run --sign-in`); otherwise it needs a login."""
         self.config = config
         self.connections: dict[str, Connection] = {
-            name: Connection(name, server, config.options(name), self._tools_changed)
+            name: Connection(
+                name, server, config.options(name), self._tools_changed, sign_in=sign_in
+            )
             for name, server in config.enabled_servers.items()
         }
         self.policy = Policy(config)

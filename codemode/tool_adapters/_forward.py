@@ -28,8 +28,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcp import types
+from mcp.client.session import ClientSession
+from mcp.shared.exceptions import MCPError
+from mcp_types import UNSUPPORTED_PROTOCOL_VERSION
 
 from ..context import CallContext, Question
+from ..errors import ErrorKind, ToolCallError
 
 log = logging.getLogger("codemode.downstream")
 
@@ -195,3 +199,49 @@ def question_of(server: str, params: Any) -> Question:
         return Question(message, URL_SCHEMA)
     schema = getattr(params, "requested_schema", None) or URL_SCHEMA
     return Question(f"MCP server {server!r} asks: {params.message}", dict(schema))
+
+
+async def answer_round(
+    server: str, tool: str, result: types.InputRequiredResult, entry: InFlight
+) -> dict[str, Any]:
+    """The answers to one input-required round of a 2026-07-28 call: each question asked
+    of the calling execution's user, all at once."""
+    requests = result.input_requests or {}
+    other = sorted({r.method for r in requests.values() if not isinstance(r, types.ElicitRequest)})
+    if other:
+        raise ToolCallError(
+            f"{server}.{tool} asked for {', '.join(other)}, which codemode does not "
+            "provide (it passes on elicitation only)",
+            ErrorKind.TOOL_ERROR, server=server, tool=tool,
+        )  # fmt: skip
+
+    async def one(request: Any) -> types.ElicitResult:
+        if entry.context is None:
+            return types.ElicitResult(action="cancel")
+        answer = await ask(server, request.params, entry.context, [entry])
+        return (
+            answer
+            if isinstance(answer, types.ElicitResult)
+            else types.ElicitResult(action="cancel")
+        )
+
+    keys = list(requests)
+    answers = await asyncio.gather(*(one(requests[k]) for k in keys))
+    return dict(zip(keys, answers))
+
+
+async def negotiate(session: ClientSession, protocol: str) -> str:
+    """Open the session in an era: "auto" tries the handshake first (what most servers
+    speak, with server requests and tools/list_changed) and falls back to 2026-07-28 for
+    a server that speaks only that; "legacy" and "2026-07-28" insist."""
+    if protocol == "2026-07-28":
+        await session.discover()
+        return "modern"
+    try:
+        await session.initialize()
+        return "legacy"
+    except MCPError as exc:
+        if protocol == "legacy" or exc.error.code != UNSUPPORTED_PROTOCOL_VERSION:
+            raise
+    await session.discover()
+    return "modern"
