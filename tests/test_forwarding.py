@@ -23,9 +23,9 @@ CHATTY = str(Path(__file__).parent / "servers" / "chatty.py")
 ERAS = ["legacy", "2026-07-28"]
 
 
-def serve_params(tmp_path: Path, **options: Any) -> StdioServerParameters:
+def serve_params(tmp_path: Path, *flags: str, **options: Any) -> StdioServerParameters:
     config = {
-        "mcpServers": {"chatty": {"command": sys.executable, "args": [CHATTY]}},
+        "mcpServers": {"chatty": {"command": sys.executable, "args": [CHATTY, *flags]}},
         "codemode": {"servers": {"chatty": options}},
     }
     path = tmp_path / "config.json"
@@ -173,3 +173,16 @@ async def test_a_question_that_could_be_anyones_is_refused(tmp_path):
     assert seen.questions == []
     assert "2 codemode programs are calling this server at once" in asking["result"]
     assert first["error"] is None and first["result"] == 4000
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_server_that_speaks_only_2026_is_spoken_to_in_2026(tmp_path, mode):
+    """protocol "auto": the handshake is refused, so the session opens in 2026-07-28, where
+    the server's question comes back as an input-required result and is answered."""
+    seen = Seen()
+    async with connect(serve_params(tmp_path, "--modern-only"), mode, seen) as client:
+        out = await run(
+            client, seen, "[await chatty.steps(n=2), await chatty.confirm_either(what='go')]"
+        )
+    assert out["error"] is None, out["text"]
+    assert out["result"] == ["did 2 steps", "accept:go"] and len(seen.questions) == 1

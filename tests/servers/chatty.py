@@ -1,7 +1,10 @@
 """A downstream MCP server that says more than tool results: it logs, reports progress,
 asks its client's user (elicitation) and offers resources. Serves both protocol eras.
 
-    python chatty.py [--http-port N]
+    python chatty.py [--http-port N | --modern-only]
+
+--modern-only serves stdio in the 2026-07-28 era only (an `initialize` is refused with
+UNSUPPORTED_PROTOCOL_VERSION, as a server that speaks no handshake era refuses it).
 
 Tools:
 - steps(n): logs at info and warning, reports progress n times, returns "did n steps".
@@ -23,6 +26,7 @@ import asyncio
 import warnings
 from typing import Annotated
 
+import anyio
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, MCPServer, Resolve
 from pydantic import BaseModel, Field
 
@@ -110,11 +114,24 @@ def items(item: str) -> dict:
     return {"item": item, "size": len(item)}
 
 
+async def _modern_only() -> None:
+    # the SDK serves both eras on stdio; its 2026-07-28 loop alone is a modern-only server
+    from mcp.server.runner import _serve_modern_stream
+    from mcp.server.stdio import stdio_server
+
+    low = server._lowlevel_server
+    async with stdio_server() as (read, write), low.lifespan(low) as state:
+        await _serve_modern_stream(low, read, write, lifespan_state=state, raise_exceptions=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--http-port", type=int)
+    parser.add_argument("--modern-only", action="store_true")
     args = parser.parse_args()
-    if args.http_port:
+    if args.modern_only:
+        anyio.run(_modern_only)
+    elif args.http_port:
         server.run("streamable-http", host="127.0.0.1", port=args.http_port)
     else:
         server.run("stdio")
