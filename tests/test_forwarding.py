@@ -23,6 +23,12 @@ CHATTY = str(Path(__file__).parent / "servers" / "chatty.py")
 ERAS = ["legacy", "2026-07-28"]
 
 
+def both_sides(test: Any) -> Any:
+    """Run `test` for each era of our client (`mode`) by each of the downstream server
+    (`protocol`)."""
+    return pytest.mark.parametrize("protocol", ERAS)(pytest.mark.parametrize("mode", ERAS)(test))
+
+
 def serve_params(tmp_path: Path, *flags: str, **options: Any) -> StdioServerParameters:
     config = {
         "mcpServers": {"chatty": {"command": sys.executable, "args": [CHATTY, *flags]}},
@@ -76,18 +82,23 @@ def connect(params: StdioServerParameters, mode: str, seen: Seen, elicit: bool =
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("protocol", ["legacy", "2026-07-28"])
-@pytest.mark.parametrize("mode", ERAS)
+async def once(
+    params: StdioServerParameters, mode: str, seen: Seen, code: str, elicit: bool = True
+) -> dict[str, Any]:
+    """One `codemode serve`, one client of `mode`, one program."""
+    async with connect(params, mode, seen, elicit) as client:
+        return await run(client, seen, code)
+
+
+@both_sides
 async def test_logs_progress_and_questions_reach_the_client(tmp_path, mode, protocol):
     """Both eras upstream (our client) by both eras downstream (chatty)."""
     seen = Seen()
-    params = serve_params(tmp_path, protocol=protocol)
-    async with connect(params, mode, seen) as client:
-        out = await run(
-            client, seen,
-            "done = await chatty.steps(n=3)\nsaid = await chatty.confirm_either(what='tidy up')\n"
-            "[done, said]",
-        )  # fmt: skip
+    code = (
+        "done = await chatty.steps(n=3)\nsaid = await chatty.confirm_either(what='tidy up')\n"
+        "[done, said]"
+    )
+    out = await once(serve_params(tmp_path, protocol=protocol), mode, seen, code)
     assert out["error"] is None, out["text"]
     assert out["result"] == ["did 3 steps", "accept:go"]  # the answer reached the tool
     # log messages, tagged with the server's name (and its own logger's)
@@ -108,33 +119,28 @@ async def test_logs_progress_and_questions_reach_the_client(tmp_path, mode, prot
 @pytest.mark.parametrize("mode", ERAS)
 async def test_a_declined_question_is_the_servers_to_handle(tmp_path, mode):
     seen = Seen(reply={"action": "decline"})
-    async with connect(serve_params(tmp_path), mode, seen) as client:
-        out = await run(client, seen, "await chatty.confirm(what='delete everything')")
+    out = await once(serve_params(tmp_path), mode, seen, "await chatty.confirm(what='delete it')")
     assert out["error"] is None and out["result"] == "decline", out["text"]
 
 
 @pytest.mark.parametrize("mode", ERAS)
 async def test_a_url_question_names_the_address(tmp_path, mode):
     seen = Seen(reply={"action": "accept"})
-    async with connect(serve_params(tmp_path), mode, seen) as client:
-        out = await run(client, seen, "await chatty.link()")
+    out = await once(serve_params(tmp_path), mode, seen, "await chatty.link()")
     assert out["error"] is None and out["result"] == "accept", out["text"]
     (question,) = seen.questions
     assert "https://example.invalid/sign-in" in question.message
     assert question.requested_schema["properties"] == {}
 
 
-@pytest.mark.parametrize("protocol", ["legacy", "2026-07-28"])
-@pytest.mark.parametrize("mode", ERAS)
+@both_sides
 async def test_a_client_that_cannot_ask_gets_the_servers_refusal_path(tmp_path, mode, protocol):
     seen = Seen()
-    params = serve_params(tmp_path, protocol=protocol)
-    async with connect(params, mode, seen, elicit=False) as client:
-        out = await run(
-            client, seen,
-            "try:\n    said = await chatty.confirm_either(what='x')\n"
-            "except ToolError as e:\n    said = str(e)\nsaid",
-        )  # fmt: skip
+    code = (
+        "try:\n    said = await chatty.confirm_either(what='x')\n"
+        "except ToolError as e:\n    said = str(e)\nsaid"
+    )
+    out = await once(serve_params(tmp_path, protocol=protocol), mode, seen, code, elicit=False)
     assert out["error"] is None, out["text"]
     assert seen.questions == []
     if protocol == "legacy":  # the server's request is refused as by a client without it

@@ -129,6 +129,14 @@ def test_first_login_then_calls_work_in_a_running_server(tmp_path, pair):
             out = after.structured_content
             assert out["error"] is None, text_of(after)
             assert out["result"]["scopes"] == ["mcp"]
+            # and the description follows: prot's tools listed, no longer "needs login"
+            for _ in range(50):
+                (tool,) = (await s.session.list_tools()).tools
+                if "prot.whoami" in (tool.description or ""):
+                    break
+                await asyncio.sleep(0.1)
+            assert "prot.whoami" in (tool.description or "")
+            assert "needs login" not in (tool.description or "")
 
     asyncio.run(scenario())
     mode = stat.S_IMODE(home.token_file().stat().st_mode)

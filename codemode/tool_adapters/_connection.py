@@ -332,6 +332,8 @@ class Connection:
                 await self._stop_runner()
                 self._mark_needs_login(login)
                 log.warning("server %r %s", self.name, self.error)
+                if self.on_tools_changed is not None:  # the description says so now
+                    await self.on_tools_changed()
                 raise ToolCallError(
                     f"{self.name}.{what} failed: server {self.name!r} {self.error}",
                     ErrorKind.SERVER_UNAVAILABLE, server=self.name, tool=what,
@@ -353,6 +355,7 @@ class Connection:
 
     async def _session_for(self, what: str) -> ClientSession:
         """The live session, (re)starting the server if it is down and its back-off allows."""
+        signed_in = False
         if self.state != "ready":
             wait = self._next_start - time.monotonic()
             if self.needs_login:
@@ -361,7 +364,7 @@ class Connection:
                         f"server {self.name!r} {self.error}",
                         ErrorKind.SERVER_UNAVAILABLE, server=self.name, tool=what,
                     )  # fmt: skip
-                self.needs_login, wait = False, 0.0
+                self.needs_login, wait, signed_in = False, 0.0, True
             if self.state == "failed" and wait > 0:
                 raise ToolCallError(
                     f"server {self.name!r} is unavailable ({self.error}); "
@@ -370,6 +373,7 @@ class Connection:
                     server=self.name,
                     tool=what,
                 )
+            before = self.tools
             try:
                 if self.state == "failed":
                     self.restarts += 1
@@ -379,6 +383,9 @@ class Connection:
                 raise ToolCallError(
                     str(exc), ErrorKind.SERVER_UNAVAILABLE, server=self.name, tool=what
                 ) from None
+            changed = signed_in or self.tools != before  # e.g. first listed after a login
+            if changed and self.on_tools_changed is not None:
+                await self.on_tools_changed()
         session = self.session
         if session is None:
             raise ToolCallError(
