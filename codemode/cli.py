@@ -64,8 +64,28 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             flush=True,
         )
 
+    from .server import HttpOptions
+
+    http = HttpOptions(
+        config=config.codemode.http,
+        tokens_file=args.auth_tokens,
+        issuer=args.auth_issuer,
+        audience=args.auth_audience,
+        no_auth=args.no_auth,
+        allowed_hosts=list(args.allowed_host or []),
+        resource_url=args.public_url,
+    )
+    http_only = [
+        flag for flag, value in (
+            ("--auth-tokens", args.auth_tokens), ("--auth-issuer", args.auth_issuer),
+            ("--no-auth", args.no_auth), ("--allowed-host", args.allowed_host),
+        ) if value
+    ]  # fmt: skip
+    if args.transport == "stdio" and http_only:
+        raise ConfigError(f"{', '.join(http_only)} only mean something with --transport http")
+
     async def main() -> None:
-        await serve(Engine(config, hint), args.transport, args.host, args.port)
+        await serve(Engine(config, hint), args.transport, args.host, args.port, http)
 
     asyncio.run(main())
     return 0
@@ -241,6 +261,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="address for --transport http (default 127.0.0.1: this machine only)",
     )
     serve.add_argument("--port", type=int, default=8000, help="port for --transport http")
+    serve.add_argument(
+        "--auth-tokens",
+        metavar="FILE",
+        help="accept these bearer tokens (one per line, or name:<sha256 hex>; re-read when "
+        "it changes); needed to serve off loopback",
+    )
+    serve.add_argument(
+        "--auth-issuer",
+        metavar="URL",
+        help="accept access tokens (JWTs) of this OAuth authorization server",
+    )
+    serve.add_argument("--auth-audience", metavar="AUD", help="the audience those tokens carry")
+    serve.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the /mcp address clients use (for the protected resource metadata; "
+        "default http://HOST:PORT/mcp)",
+    )
+    serve.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve off loopback with no auth (a proxy in front authenticates)",
+    )
+    serve.add_argument(
+        "--allowed-host", action="append", metavar="HOST",
+        help="a Host header to accept (repeat; host, host:port, host:*), against DNS rebinding",
+    )  # fmt: skip
     serve.add_argument(
         "--log-level",
         default="info",

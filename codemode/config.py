@@ -25,19 +25,28 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
-    PlainValidator,
     ValidationError,
     model_validator,
 )
 
 from ._paths import config_dir
 from .errors import ConfigError
+from .settings import (  # noqa: F401 - the config's models, re-exported
+    Approve,
+    CodeModeSection,
+    HttpAuthConfig,
+    HttpConfig,
+    IdentityPolicy,
+    LimitsConfig,
+    OAuthOptions,
+    ServerOptions,
+    SessionsConfig,
+    Strict,
+)
 
 log = logging.getLogger("codemode.config")
 
@@ -49,8 +58,7 @@ IGNORED_IN_SERVER = ("dev", "autoApprove", "alwaysAllow", "description")
 debug settings, Cline's auto-approve lists, notes): accepted and ignored."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = Strict
 
 
 class ServerConfig(_Strict):
@@ -90,111 +98,6 @@ class ServerConfig(_Strict):
         if self.command:
             return "stdio"
         return "sse" if self.type == "sse" else "http"
-
-
-def _approve_value(value: Any) -> str | tuple[str, ...] | None:
-    if value is None or value in ("writes", "all"):
-        return value
-    if isinstance(value, list) and all(isinstance(p, str) and p for p in value):
-        return tuple(value)
-    raise ValueError(
-        'must be "writes" (tools not marked readOnlyHint), "all", or a list of tool-name '
-        f'patterns such as ["delete_*", "send_email"]; got {json.dumps(value)[:80]}'
-    )
-
-
-Approve = Annotated[
-    Literal["writes", "all"] | tuple[str, ...] | None, PlainValidator(_approve_value)
-]
-"""Which calls a person approves before they are sent: fnmatch patterns of MCP tool
-names, "writes" (every tool the server does not mark `readOnlyHint`), or "all"."""
-
-
-class OAuthOptions(_Strict):
-    """How codemode signs in to a remote server that asks for OAuth (`codemode login`).
-    With none of these set, the client registers itself (dynamic client registration)."""
-
-    client_id: str | None = None
-    """A client registered with the authorization server beforehand."""
-    client_secret: str | None = None
-    """Its secret, for a confidential client (use ${VAR} to keep it out of the file)."""
-    scope: str | None = None
-    """Scopes to ask for (space-separated); default: what the server says it needs."""
-    redirect_port: int | None = Field(default=None, gt=0, lt=65536)
-    """The 127.0.0.1 port of the sign-in redirect (a pre-registered client needs the one
-    it was registered with); default: any free port."""
-    client_metadata_url: str | None = None
-    """An https URL of a client ID metadata document, used as the client_id where the
-    authorization server supports that (instead of registering)."""
-    token_endpoint_auth_method: (
-        Literal["none", "client_secret_post", "client_secret_basic"] | None
-    ) = None
-    """How a configured client authenticates at the token endpoint (default: basic with
-    a secret, none without)."""
-
-
-class ServerOptions(_Strict):
-    """codemode's options for one server, under "codemode" -> "servers" -> name."""
-
-    namespace: str | None = None
-    """The name the code uses for this server's namespace (default: the config key)."""
-    call_timeout_s: float = Field(default=60.0, gt=0)
-    connect_timeout_s: float = Field(default=30.0, gt=0)
-    allow: list[str] | None = None
-    """Only these tools are exposed (fnmatch patterns of the tools' MCP names)."""
-    deny: list[str] = Field(default_factory=list)
-    """These tools are never exposed (fnmatch patterns)."""
-    read_only: bool | None = None
-    """Expose only tools the server marks `readOnlyHint` (default: codemode.read_only)."""
-    max_calls_per_minute: int | None = Field(default=None, gt=0)
-    """Calls to this server allowed in any 60 s, across executions."""
-    approve: Approve = None
-    """Calls a person approves first (default: codemode.approve); `[]` asks for none."""
-    oauth: OAuthOptions = Field(default_factory=OAuthOptions)
-    """OAuth sign-in settings of a remote server (`codemode login NAME`)."""
-    protocol: Literal["auto", "legacy", "2026-07-28"] = "auto"
-    """The MCP era to speak: "auto" tries the handshake (2025-11-25) first and falls back
-    to 2026-07-28 for a server that speaks only that."""
-
-
-class LimitsConfig(_Strict):
-    timeout_s: float | None = Field(default=None, gt=0)
-    memory_mb: int | None = Field(default=None, gt=0)
-    max_tool_calls: int | None = Field(default=None, gt=0)
-    max_concurrent_calls: int | None = Field(default=None, gt=0)
-    max_stdout_bytes: int | None = Field(default=None, gt=0)
-    max_result_bytes: int | None = Field(default=None, gt=0)
-    max_code_bytes: int | None = Field(default=None, gt=0)
-
-    def overrides(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model_dump().items() if v is not None}
-
-
-class SessionsConfig(_Strict):
-    """Calls of execute_code with a `session` keep their globals (server/_sessions.py)."""
-
-    max: int = Field(default=8, gt=0, le=64)
-    """Live sessions at most; past it, the least recently used is closed."""
-    idle_expiry_s: float = Field(default=600.0, gt=0)
-    """A session with no call for this long is closed."""
-
-
-class CodeModeSection(_Strict):
-    limits: LimitsConfig = Field(default_factory=LimitsConfig)
-    servers: dict[str, ServerOptions] = Field(default_factory=dict)
-    workers: int | None = Field(default=None, gt=0, le=64)
-    description_budget_bytes: int = Field(default=8192, gt=0)
-    read_only: bool = False
-    """Expose only tools marked `readOnlyHint`, on every server without its own setting."""
-    max_tool_calls_per_minute: int | None = Field(default=None, gt=0)
-    """Tool calls allowed in any 60 s, across executions and servers."""
-    sessions: SessionsConfig = Field(default_factory=SessionsConfig)
-    approve: Approve = None
-    """Calls a person approves first, on every server without its own `approve`."""
-    approval_timeout_s: float = Field(default=300.0, gt=0, le=86400)
-    """How long one approval waits for its answer (not charged to the program's time)."""
-    learn_shapes: bool = True
-    """Record the shape of results of tools without an outputSchema (tool_adapters/_shapes)."""
 
 
 class Config(_Strict):

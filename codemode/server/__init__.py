@@ -7,6 +7,7 @@ pair, `CodeModeServer` serves it over MCP.
 from ._description import TOOL_NAME
 from ._engine import Engine
 from ._host import ToolBridge, sandbox_naming
+from ._http import HttpOptions
 from ._mcp import CodeModeServer, serve
 from ._results import OUTPUT_SCHEMA, error_text, notes, structured
 
@@ -15,6 +16,7 @@ __all__ = [
     "TOOL_NAME",
     "CodeModeServer",
     "Engine",
+    "HttpOptions",
     "ToolBridge",
     "error_text",
     "notes",

@@ -57,6 +57,8 @@ class Engine:
         self._sandbox: asyncio.Future[None] | None = None
         self._wants_sandbox = sandbox
         self._open = False
+        self.draining = False
+        """Set on SIGTERM over HTTP: /readyz says 503 so no new work is routed here."""
 
     async def __aenter__(self) -> Engine:
         await self.federation.open()
@@ -116,6 +118,32 @@ class Engine:
             # the last attempt failed (say, a build error since fixed): try again, not forever
             self._start_sandbox()
         await asyncio.shield(self._sandbox)
+
+    def readiness(self) -> dict[str, Any]:
+        """What /readyz says: ready once the sandbox is built with its workers up and every
+        server's first connection attempt is done (a server that is down is reported, not
+        a reason to be unready: the others serve), and not while draining."""
+        sandbox = self._sandbox
+        if sandbox is None or not sandbox.done():
+            built = "building"
+        elif sandbox.exception() is not None:
+            built = f"failed: {sandbox.exception()}"
+        else:
+            built = "built"
+        servers = {
+            name: "ready" if error is None else error.split("\n", 1)[0]
+            for name, error in self.status().items()
+        }
+        if not self._servers_done.is_set():
+            servers = {name: "connecting" for name in servers}
+        workers = self.pool.workers_up
+        ready = (
+            built == "built" and workers > 0 and self._servers_done.is_set() and not self.draining
+        )
+        return {
+            "ready": ready, "draining": self.draining, "sandbox": built, "workers": workers,
+            "servers": servers,
+        }  # fmt: skip
 
     # -- what the commands read ----------------------------------------------------------
 

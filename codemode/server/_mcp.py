@@ -34,6 +34,15 @@ from ._approvals import Elicitor, PausedRun, PausedRuns, can_elicit, era_of
 from ._channel import Channel, progress_of
 from ._description import TOOL_NAME
 from ._engine import Engine
+from ._http import (
+    HttpOptions,
+    auth_of,
+    drain,
+    health_routes,
+    identity_of,
+    quiet_uvicorn,
+    transport_security,
+)
 
 log = logging.getLogger("codemode.server")
 
@@ -107,6 +116,9 @@ class CodeModeServer:
         self.background = Background("codemode:server")
         self._notifiers: dict[int, _Notifier] = {}
         self.paused = PausedRuns()
+        self.running = 0
+        """execute_code requests being served now (a drain waits for them)."""
+        self.uvicorn: Any = None
         self._sessions: list[ServerSession] = []
         self.server: Server[Any] = Server(
             "codemode",
@@ -159,9 +171,25 @@ class CodeModeServer:
     async def _call_tool(
         self, ctx: Any, params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
+        self.running += 1
+        try:
+            return await self._serve_call(ctx, params)
+        finally:
+            self.running -= 1
+
+    async def _serve_call(
+        self, ctx: Any, params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
         if params.name != TOOL_NAME:
             return _refusal(
                 f"unknown tool {params.name!r}: this server has one tool, {TOOL_NAME!r}."
+            )
+        if self.engine.draining and params.request_state is None:
+            return _refusal(
+                "this codemode server is shutting down and takes no new programs; send it "
+                "again (another replica, or this one after its restart, will run it).",
+                ErrorKind.SERVER_UNAVAILABLE,
+                "ShuttingDown",
             )
         if params.request_state is not None:  # a retry bringing answers: resume its run
             return await self._resume(ctx, params)
@@ -185,7 +213,9 @@ class CodeModeServer:
                 f"`reset` (true to start that session anew). Got: {got}."
             )
         channel = Channel()
-        context = CallContext(client=ctx.session, log=channel.log, progress=channel.note)
+        context = CallContext(
+            client=ctx.session, identity=identity_of(ctx), log=channel.log, progress=channel.note
+        )
         run = None
         if can_elicit(ctx):  # for approvals, and questions of downstream servers
             timeout_s = self.engine.config.codemode.approval_timeout_s
@@ -276,22 +306,40 @@ class CodeModeServer:
             async with self.engine:
                 await self.server.run(read_stream, write_stream, self.init_options())
 
-    async def serve_http(self, host: str, port: int) -> None:
+    async def serve_http(self, host: str, port: int, options: HttpOptions) -> None:
         import uvicorn
 
         # Bound here, before anything starts or is announced: a taken port is an error at
         # once (uvicorn would log it and leave the process hanging).
+        auth, verifier = await auth_of(host, port, options)
         sock = bind_tcp(host, port)
-        app = self.server.streamable_http_app(host=host)
-        config = uvicorn.Config(app, log_level="warning", lifespan="on")
-        server = uvicorn.Server(config)
+        app = self.server.streamable_http_app(
+            host=host,
+            transport_security=transport_security(host, options),
+            auth=auth,
+            token_verifier=verifier,
+            custom_starlette_routes=health_routes(self.engine),
+        )
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="on",
+            timeout_graceful_shutdown=int(options.config.drain_s) + 1,
+        )  # fmt: skip
+        self.uvicorn = server = quiet_uvicorn(config)
         bound = sock.getsockname()
         async with self.engine:
-            log.info("codemode serving MCP on http://%s:%d/mcp", host, bound[1])
+            who = "bearer tokens" if options.auth.tokens_file else options.auth.issuer or "no auth"
+            log.info("codemode serving MCP on http://%s:%d/mcp (%s)", host, bound[1], who)
             try:
                 await server.serve(sockets=[sock])
             finally:
                 sock.close()
+
+    async def drain(self, grace_s: float) -> None:
+        """Stop taking requests (and say so on /readyz), let the executions under way
+        finish for up to `grace_s`, then let the HTTP server go."""
+        self.engine.draining = True
+        if self.uvicorn is not None:
+            await drain(self.uvicorn, lambda: self.running, grace_s)
 
 
 def bind_tcp(host: str, port: int) -> socket.socket:
@@ -319,12 +367,16 @@ def bind_tcp(host: str, port: int) -> socket.socket:
 
 
 def _scope(ctx: Any) -> str | None:
-    """Whose sessions a call may reach: the one client of a stdio server, or one HTTP
-    client by its MCP session id; None where the transport says nothing (stateless HTTP),
-    and then sessions are found by their unguessable handles only."""
+    """Whose sessions a call may reach: the one client of a stdio server; over HTTP, the
+    caller's identity (with auth), else one client by its MCP session id; None where the
+    transport says nothing (stateless HTTP with no auth), and then sessions are found by
+    their unguessable handles only."""
     request = getattr(ctx, "request", None)
     if request is None:
         return "stdio"
+    identity = identity_of(ctx)
+    if identity is not None:
+        return f"identity:{identity}"
     headers = getattr(request, "headers", None) or {}
     session_id = headers.get("mcp-session-id")
     return f"http:{session_id}" if session_id else None
@@ -359,10 +411,16 @@ def _refusal(
 
 
 async def serve(
-    engine: Engine, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8000
+    engine: Engine,
+    transport: str = "stdio",
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    http: HttpOptions | None = None,
 ) -> None:
     """Serve until the client goes away (stdio EOF) or SIGTERM/SIGINT; then clean up:
-    downstream servers and sandbox workers are stopped either way."""
+    downstream servers and sandbox workers are stopped either way. Over HTTP a signal
+    drains first: no new requests, running executions finish (codemode.http.drain_s)."""
+    http = http or HttpOptions()
     server = CodeModeServer(engine)
     await server.background.open()
     server.background.start_soon(server.paused.reaper, name="stop unanswered programs")
@@ -374,7 +432,7 @@ async def serve(
     if transport == "stdio":
         runner = asyncio.create_task(server.serve_stdio())
     else:
-        runner = asyncio.create_task(server.serve_http(host, port))
+        runner = asyncio.create_task(server.serve_http(host, port, http))
     stopper = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -382,6 +440,10 @@ async def serve(
         stopper.cancel()
         if not runner.done():
             log.info("codemode: stopping on a signal")
+            if transport != "stdio":
+                await server.drain(http.config.drain_s)
+                with contextlib.suppress(asyncio.TimeoutError, Exception):
+                    await asyncio.wait_for(asyncio.shield(runner), SHUTDOWN_TIMEOUT_S)
         server.paused.close()
         try:
             await asyncio.wait_for(engine.close(), SHUTDOWN_TIMEOUT_S)

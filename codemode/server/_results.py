@@ -55,6 +55,11 @@ OUTPUT_SCHEMA: dict[str, Any] = {
                 "bytes_from_tools": _COUNT,
                 "bytes_returned": _COUNT,
                 "duration_ms": {"type": "number"},
+                "queue_ms": {
+                    "type": "number",
+                    "description": "ms spent waiting for a sandbox worker before the run "
+                    "started (not part of duration_ms).",
+                },
                 "approvals": {
                     "type": "object",
                     "description": "Approvals a person was asked for, granted and declined "
@@ -163,6 +168,7 @@ def structured(result: ExecutionResult, session: Any = None) -> dict[str, Any]:
             "bytes_from_tools": s.bytes_from_tools,
             "bytes_returned": s.bytes_returned,
             "duration_ms": round(s.duration_ms, 2),
+            "queue_ms": round(s.queue_ms, 2),
             "approvals": {
                 "asked": s.approvals_asked,
                 "granted": s.approvals_granted,

@@ -252,6 +252,8 @@ class Federation:
         check_text(server, tool, arguments)
         name = label or f"{self.catalog.namespaces.get(server, server)}.{tool}"
         timeout_s = self.config.codemode.approval_timeout_s
+        identity = context.identity if context is not None else None
+        self.policy.admit_identity(identity, server, tool)
         await approve(approval, server, tool, name, arguments, context, timeout_s)
         self.policy.admit(server, tool)
         result = await self.connections[server].call(tool, arguments, context)
@@ -278,6 +280,7 @@ class Federation:
         connection = self.connections[server]
         if connection.state == "ready" and server not in self.catalog.with_resources:
             raise resources.no_resources(server, self.catalog.namespaces[server], what)
+        self.policy.admit_identity(getattr(context, "identity", None), server, what)
         self.policy.admit(server, what)
 
         async def send(session: Any, entry: Any) -> Any:

@@ -75,6 +75,46 @@ class Policy:
                 return ApprovalRule(setting, f"{name!r} matches {pattern!r} in {setting}")
         return None
 
+    def identity_rule(self, identity: str | None) -> tuple[str, Any] | None:
+        """The `codemode.identities` entry that applies to a caller: (its key, policy)."""
+        if identity is None:
+            return None
+        rules = self.config.codemode.identities
+        if identity in rules:
+            return identity, rules[identity]
+        if "*" in rules:
+            return "*", rules["*"]
+        return None
+
+    def admit_identity(self, identity: str | None, server: str, tool: str) -> None:
+        """What the caller may use (`codemode.identities`): its servers, its tool rules and
+        its own per-minute cap; raises ToolCallError (PolicyBlocked) naming the rule."""
+        found = self.identity_rule(identity)
+        if found is None:
+            return
+        key, rule = found
+        where = f"codemode.identities.{key}"
+        if rule.servers is not None and not any(
+            fnmatch.fnmatchcase(server, p) for p in rule.servers
+        ):
+            raise self.refuse(
+                server, tool, f"{identity!r} may use only the servers {', '.join(rule.servers)} "
+                f"({where}.servers)",
+            )  # fmt: skip
+        allowed = rule.allow.get(server)
+        if allowed is not None and not any(fnmatch.fnmatchcase(tool, p) for p in allowed):
+            raise self.refuse(server, tool, f"not in {where}.allow.{server} for {identity!r}")
+        for pattern in rule.deny.get(server, []):
+            if fnmatch.fnmatchcase(tool, pattern):
+                raise self.refuse(
+                    server, tool, f"matches {pattern!r} in {where}.deny.{server} for {identity!r}"
+                )
+        if rule.max_tool_calls_per_minute is not None:
+            self._count(
+                f"identity:{identity}", rule.max_tool_calls_per_minute,
+                f"{where}.max_tool_calls_per_minute", server, tool,
+            )  # fmt: skip
+
     def refuse(self, server: str, tool: str, reason: str) -> ToolCallError:
         return ToolCallError(
             f"{server}.{tool} is blocked by policy: {reason}",
@@ -86,7 +126,6 @@ class Policy:
     def admit(self, server: str, tool: str) -> None:
         """Count one call against the per-minute caps (all servers, then this one), or
         raise ToolCallError (PolicyBlocked) naming the cap and when to retry."""
-        now = time.monotonic()
         caps = [
             ("*", self.config.codemode.max_tool_calls_per_minute,
              "codemode.max_tool_calls_per_minute"),
@@ -94,21 +133,22 @@ class Policy:
              f"codemode.servers.{server}.max_calls_per_minute"),
         ]  # fmt: skip
         for key, cap, rule in caps:
-            if cap is None:
-                continue
-            window = self._recent.setdefault(key, collections.deque())
-            while window and now - window[0] >= WINDOW_S:
-                window.popleft()
-            if len(window) >= cap:
-                wait = WINDOW_S - (now - window[0])
-                raise ToolCallError(
-                    f"{server}.{tool} is blocked by policy: {rule} is {cap} and {cap} calls "
-                    f"were made in the last 60 s; retry in {wait:.0f} s or raise the limit",
-                    ErrorKind.POLICY_BLOCKED,
-                    server=server,
-                    tool=tool,
-                    limit=rule,
-                )
-        for key, cap, _ in caps:
             if cap is not None:
-                self._recent[key].append(now)
+                self._count(key, cap, rule, server, tool)
+
+    def _count(self, key: str, cap: int, rule: str, server: str, tool: str) -> None:
+        now = time.monotonic()
+        window = self._recent.setdefault(key, collections.deque())
+        while window and now - window[0] >= WINDOW_S:
+            window.popleft()
+        if len(window) >= cap:
+            wait = WINDOW_S - (now - window[0])
+            raise ToolCallError(
+                f"{server}.{tool} is blocked by policy: {rule} is {cap} and {cap} calls "
+                f"were made in the last 60 s; retry in {wait:.0f} s or raise the limit",
+                ErrorKind.POLICY_BLOCKED,
+                server=server,
+                tool=tool,
+                limit=rule,
+            )
+        window.append(now)

@@ -72,6 +72,8 @@ class Execution:
         keep: bool = False,
     ) -> None:
         self.seq = seq
+        self.queue_ms = 0.0
+        """How long the execution waited for its worker."""
         self.keep = keep
         """Run in the worker's kept instance, and keep it (a session's next call continues
         it); `kept` says afterwards whether the instance survived the run."""

@@ -48,6 +48,7 @@ class SandboxPool:
         self._busy: set[WorkerProcess] = set()
         self._starting = 0
         self._available = asyncio.Condition()
+        self._line = FairLine()
         self._background = Background("codemode:sandbox-pool")
         self._cleanups: set[asyncio.Task[None]] = set()
         self._kept: set[KeptInstance] = set()
@@ -105,6 +106,11 @@ class SandboxPool:
         )
 
     @property
+    def workers_up(self) -> int:
+        """Pool workers started (idle or running an execution)."""
+        return len(self._idle) + len(self._busy)
+
+    @property
     def worker_pids(self) -> list[int]:
         return [w.proc.pid for w in [*self._idle, *self._busy, *(k.worker for k in self._kept)]]
 
@@ -119,7 +125,7 @@ class SandboxPool:
         except BaseException:
             self._starting -= 1
             async with self._available:
-                self._available.notify()  # a waiter may start a worker itself now
+                self._available.notify_all()  # a waiter may start a worker itself now
             raise
         self._starting -= 1
         self.last_worker_ready_ms = worker.ready_ms
@@ -128,7 +134,7 @@ class SandboxPool:
                 await worker.kill()  # closed meanwhile, or surplus: never exceed `size`
                 return
             self._idle.append(worker)
-            self._available.notify()
+            self._available.notify_all()
 
     def _replace_later(self) -> None:
         if self._closed or not self._open:
@@ -143,33 +149,46 @@ class SandboxPool:
 
         self._background.start_soon(replace, name="replace a worker")
 
-    async def _acquire(self) -> WorkerProcess:
-        while True:
+    async def _acquire(self, who: str = "") -> WorkerProcess:
+        """A worker for `who`'s execution. When all are busy, waiters are served in turn
+        by who they are (one per caller in rotation, first come first served within
+        one), so one caller's burst cannot starve the others."""
+        ticket = self._line.join(who)
+        try:
+            while True:
+                async with self._available:
+                    while not self._line.first(ticket):
+                        await self._available.wait()
+                    while self._idle:
+                        # the longest-idle worker: it has surely finished preparing its next one
+                        worker = self._idle.pop(0)
+                        if worker.alive:
+                            self._busy.add(worker)
+                            self._line.served(ticket)
+                            self._available.notify_all()  # the next in line may look now
+                            return worker
+                        await worker.kill()
+                    total = len(self._busy) + self._starting
+                    if total >= self.size:
+                        await self._available.wait()
+                        continue
+                await self._add_worker()
+        finally:
+            self._line.leave(ticket)
             async with self._available:
-                while self._idle:
-                    # the longest-idle worker: it has surely finished preparing its next instance
-                    worker = self._idle.pop(0)
-                    if worker.alive:
-                        self._busy.add(worker)
-                        return worker
-                    await worker.kill()
-                total = len(self._busy) + self._starting
-                if total >= self.size:
-                    await self._available.wait()
-                    continue
-            await self._add_worker()
+                self._available.notify_all()
 
     async def _release(self, worker: WorkerProcess, healthy: bool) -> None:
         self._busy.discard(worker)
         if healthy and worker.alive and not self._closed:
             async with self._available:
                 self._idle.append(worker)
-                self._available.notify()
+                self._available.notify_all()
             return
         self._replace_later()
         await worker.kill()
         async with self._available:
-            self._available.notify()
+            self._available.notify_all()
 
     # -- executions ----------------------------------------------------------------------
 
@@ -182,12 +201,16 @@ class SandboxPool:
         on_call_done: Callable[[int], None] | None = None,
     ) -> AsyncIterator[Execution]:
         """An execution with a worker of its own until the block ends; then the worker is
-        given back (or, if the run did not end cleanly, killed and replaced)."""
-        worker = await self._acquire()
+        given back (or, if the run did not end cleanly, killed and replaced). Waiting
+        for a worker is the execution's queue time (`stats.queue_ms`), not its duration."""
+        queued = time.monotonic()
+        worker = await self._acquire(context.identity or "" if context is not None else "")
+        queue_ms = (time.monotonic() - queued) * 1000
         self._seq += 1
         execution = Execution(
             self._seq, worker, tool_host, limits or self.limits, context, on_call_done
         )
+        execution.queue_ms = queue_ms
         try:
             yield execution
         finally:
@@ -211,13 +234,14 @@ class SandboxPool:
         (see ExecutionResult). `on_call_done(n)` is called each time a tool call finishes,
         with the number finished so far (for progress reports); it must not block."""
         limits = limits or self.limits
-        started = time.monotonic()
         refused = too_large(code, limits)
         if refused is not None:
             return refused
         async with self.execution(tool_host, limits, context, on_call_done) as execution:
+            started = time.monotonic()
             result = await execution.run(code)
         result.stats.duration_ms = (time.monotonic() - started) * 1000
+        result.stats.queue_ms = execution.queue_ms
         return result
 
     async def keep_instance(self) -> KeptInstance:
@@ -229,6 +253,47 @@ class SandboxPool:
         kept = KeptInstance(self, worker)
         self._kept.add(kept)
         return kept
+
+
+class FairLine:
+    """Who waits for a worker, in turns: a queue per caller, and the callers in rotation
+    (the one served last goes to the back)."""
+
+    def __init__(self) -> None:
+        self._queues: dict[str, list[object]] = {}  # insertion order is the rotation
+        self._who: dict[object, str] = {}
+
+    def join(self, who: str) -> object:
+        ticket = object()
+        self._queues.setdefault(who, []).append(ticket)
+        self._who[ticket] = who
+        return ticket
+
+    def first(self, ticket: object) -> bool:
+        """Whether `ticket` is next: the first of the first caller in the rotation."""
+        for queue in self._queues.values():
+            return queue[0] is ticket
+        return False
+
+    def served(self, ticket: object) -> None:
+        """`ticket` got its worker: its caller goes to the back of the rotation."""
+        who = self._who.pop(ticket, None)
+        if who is None:
+            return
+        queue = self._queues.pop(who)
+        queue.remove(ticket)
+        if queue:
+            self._queues[who] = queue  # re-inserted: last in the rotation
+
+    def leave(self, ticket: object) -> None:
+        """`ticket` stops waiting (served already, or cancelled)."""
+        who = self._who.pop(ticket, None)
+        if who is None:
+            return
+        queue = self._queues[who]
+        queue.remove(ticket)
+        if not queue:
+            del self._queues[who]
 
 
 def too_large(code: str, limits: Limits) -> ExecutionResult | None:

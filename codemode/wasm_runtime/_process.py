@@ -53,6 +53,10 @@ class WorkerProcess:
                 stdout=asyncio.subprocess.DEVNULL,  # stdout may be the MCP channel: never share it
                 stderr=None,
                 pass_fds=(child_sock.fileno(),),
+                # a session of its own: a signal for the server's process group (Ctrl-C in
+                # a terminal) is the server's to handle (a drain), not the workers'; a
+                # worker still ends when the server does (its socket closes)
+                start_new_session=True,
             )
         finally:
             child_sock.close()

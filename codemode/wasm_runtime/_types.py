@@ -159,6 +159,8 @@ class ExecutionStats:
     approvals_declined: int = 0
     waited_ms: float = 0.0
     """Time spent waiting on a person (part of duration_ms, not of the program's time)."""
+    queue_ms: float = 0.0
+    """Time spent waiting for a sandbox worker before the run started (not in duration_ms)."""
 
 
 @dataclass
