@@ -74,11 +74,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         no_auth=args.no_auth,
         allowed_hosts=list(args.allowed_host or []),
         resource_url=args.public_url,
+        stateless=args.stateless,
     )
     http_only = [
         flag for flag, value in (
             ("--auth-tokens", args.auth_tokens), ("--auth-issuer", args.auth_issuer),
             ("--no-auth", args.no_auth), ("--allowed-host", args.allowed_host),
+            ("--stateless", args.stateless),
         ) if value
     ]  # fmt: skip
     if args.transport == "stdio" and http_only:
@@ -280,6 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
         "default http://HOST:PORT/mcp)",
     )
     serve.add_argument(
+        "--stateless",
+        action="store_true",
+        help="serve every client statelessly, so any replica answers any request "
+        "(sessions then travel by handle)",
+    )
+    serve.add_argument(
         "--no-auth",
         action="store_true",
         help="serve off loopback with no auth (a proxy in front authenticates)",
@@ -382,6 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(getattr(args, "log_level", "warning"))
+    if args.command in ("serve", "run"):
+        from . import telemetry
+
+        telemetry.setup()
     refusal = chain_refusal() if args.command in STARTS_SERVERS else None
     if refusal is not None:
         print(f"codemode: {refusal}", file=sys.stderr, flush=True)

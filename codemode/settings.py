@@ -131,6 +131,12 @@ class HttpConfig(Strict):
     rebinding (--allowed-host); default: the address bound, when it is not a wildcard."""
     allowed_origins: list[str] = Field(default_factory=list)
     """Origin headers accepted (default: http:// and https:// of the allowed hosts)."""
+    stateless: bool = False
+    """Serve handshake-era clients statelessly too (the SDK's stateless mode), so any
+    replica can answer any request; sessions are then found by their handles (--stateless)."""
+    state_key: str | None = None
+    """A secret every replica shares (use ${VAR}): the seal of paused approvals' request
+    state, so the replica a retry reaches can read it (and say where the program is)."""
     drain_s: float = Field(default=30.0, ge=0, le=3600)
     """On SIGTERM, how long running executions may go on before they are stopped."""
 
@@ -146,6 +152,13 @@ class IdentityPolicy(Strict):
     """Per server: never these tools."""
     max_tool_calls_per_minute: int | None = Field(default=None, gt=0)
     """Its tool calls in any 60 s, across its executions."""
+
+
+class TelemetryConfig(Strict):
+    """OpenTelemetry (exported when the standard OTEL_* variables say where)."""
+
+    record_content: bool = False
+    """Debug only: spans also hold the code, tool arguments and results (cut at 4 KB)."""
 
 
 class CodeModeSection(Strict):
@@ -166,6 +179,7 @@ class CodeModeSection(Strict):
     """Record the shape of results of tools without an outputSchema (tool_adapters/_shapes)."""
     http: HttpConfig = Field(default_factory=HttpConfig)
     """The HTTP service: who may call it, which hosts, how it drains."""
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     identities: dict[str, IdentityPolicy] = Field(default_factory=dict)
     """Per caller identity (over HTTP with auth): servers, tool rules and call caps; the
     entry "*" applies to identities not listed."""

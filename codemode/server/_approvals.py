@@ -33,6 +33,7 @@ from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from ..context import Answer, Question
+from . import _replica as replica
 from ._channel import Channel
 
 log = logging.getLogger("codemode.server")
@@ -105,7 +106,7 @@ class PausedRun:
     client and its retry brings the answers."""
 
     def __init__(self, timeout_s: float, channel: Channel) -> None:
-        self.token = secrets.token_urlsafe(24)
+        self.token = replica.TAG + secrets.token_urlsafe(24)
         self.timeout_s = timeout_s
         self.task: asyncio.Task[Any] | None = None
         self.channel = channel

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from typing import Any
 
+from .. import telemetry
 from .._aio import Background
 from ..config import Config
 from ..context import CallContext
@@ -67,6 +68,8 @@ class Engine:
         await self._background.open()
         self._open = True
         self._background.start_soon(self._connect, name="connect the servers")
+        telemetry.record_content = self.config.codemode.telemetry.record_content
+        telemetry.observe(lambda: (self.pool.workers_busy, self.server_states()))
         if self._wants_sandbox:
             self._start_sandbox()
         return self
@@ -118,6 +121,13 @@ class Engine:
             # the last attempt failed (say, a build error since fixed): try again, not forever
             self._start_sandbox()
         await asyncio.shield(self._sandbox)
+
+    def server_states(self) -> dict[str, str]:
+        """Each server's state in one word: ready, connecting, needs_login, failed, closed."""
+        return {
+            name: "needs_login" if c.needs_login else c.state
+            for name, c in self.federation.connections.items()
+        }
 
     def readiness(self) -> dict[str, Any]:
         """What /readyz says: ready once the sandbox is built with its workers up and every
@@ -217,7 +227,13 @@ class Engine:
             await self.sandbox_ready()
         except Exception as exc:  # noqa: BLE001 - reported in the result, retried next time
             return self._unavailable(exc)
-        return await self.pool.execute(code, self.tools_host, self.limits, on_call_done, context)
+        identity = context.identity if context is not None else None
+        with telemetry.execution_span(code, None, identity) as span:
+            result = await self.pool.execute(
+                code, self.tools_host, self.limits, on_call_done, context
+            )
+            telemetry.finish_execution(span, result)
+        return result
 
     async def execute_in_session(
         self,
@@ -235,16 +251,14 @@ class Engine:
             await self.sandbox_ready()
         except Exception as exc:  # noqa: BLE001 - reported in the result, retried next time
             return self._unavailable(exc), None
-        return await self.sessions.run(
-            session,
-            reset,
-            scope,
-            code,
-            tool_host=self.tools_host,
-            limits=self.limits,
-            context=context,
-            on_call_done=on_call_done,
-        )
+        identity = context.identity if context is not None else None
+        with telemetry.execution_span(code, session, identity) as span:
+            result, info = await self.sessions.run(
+                session, reset, scope, code, tool_host=self.tools_host, limits=self.limits,
+                context=context, on_call_done=on_call_done,
+            )  # fmt: skip
+            telemetry.finish_execution(span, result)
+        return result, info
 
 
 def _shown(name: str, error: str) -> str | None:

@@ -50,6 +50,7 @@ class HttpOptions:
     no_auth: bool = False
     allowed_hosts: list[str] = field(default_factory=list)
     resource_url: str | None = None
+    stateless: bool = False
 
     @property
     def auth(self) -> Any:

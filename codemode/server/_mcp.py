@@ -29,6 +29,7 @@ from .._aio import Background
 from ..context import CallContext
 from ..errors import ErrorKind, ServeError
 from ..wasm_runtime import ExecutionError, ExecutionResult
+from . import _replica as replica
 from . import _results
 from ._approvals import Elicitor, PausedRun, PausedRuns, can_elicit, era_of
 from ._channel import Channel, progress_of
@@ -117,6 +118,8 @@ class CodeModeServer:
         self._notifiers: dict[int, _Notifier] = {}
         self.paused = PausedRuns()
         self.running = 0
+        self.stateless = False
+        """Serving stateless HTTP (replicas): sessions are found by their handles only."""
         """execute_code requests being served now (a drain waits for them)."""
         self.uvicorn: Any = None
         self._sessions: list[ServerSession] = []
@@ -132,7 +135,12 @@ class CodeModeServer:
         # Seals the request state of input-required results (2026-07-28 approvals):
         # encrypted, bound to the call's arguments, expiring after the approval timeout.
         ttl = engine.config.codemode.approval_timeout_s + 60
-        security = RequestStateSecurity.ephemeral(ttl=ttl)
+        key = engine.config.codemode.http.state_key  # shared by replicas: any can unseal
+        security = (
+            RequestStateSecurity(keys=[key], ttl=ttl)
+            if key
+            else RequestStateSecurity.ephemeral(ttl=ttl)
+        )
         self.server.middleware.append(RequestStateBoundary(security, default_audience="codemode"))
         self.server.add_notification_handler(
             "notifications/initialized", types.NotificationParams, self._initialized
@@ -228,8 +236,9 @@ class CodeModeServer:
         async def execute(on_call: Any) -> tuple[ExecutionResult, Any]:
             if session is None:
                 return await self.engine.execute(code, on_call, context), None
+            scope = None if self.stateless else _scope(ctx)
             return await self.engine.execute_in_session(
-                code, session, reset, _scope(ctx), on_call, context
+                code, session, reset, scope, on_call, context
             )
 
         if run is not None:
@@ -262,14 +271,24 @@ class CodeModeServer:
         return _finished(result, info)
 
     async def _resume(self, ctx: Any, params: types.CallToolRequestParams) -> Any:
-        run = self.paused.get(params.request_state or "")
+        token = params.request_state or ""
+        run = self.paused.get(token)
+        if run is None and replica.where(token) == "elsewhere":
+            return _refusal(
+                f"this program is paused on another codemode replica (this is "
+                f"{replica.NAME!r}): {replica.ROUTING}.",
+                ErrorKind.SERVER_UNAVAILABLE,
+                "WrongReplica",
+            )
         if run is None or run.detached_at is None:
             why = (
                 "it is being resumed by another request"
                 if run is not None
+                else "this codemode server restarted since it paused"
+                if replica.where(token) == "restarted"
                 else "it waited longer than codemode.approval_timeout_s "
                 f"({self.engine.config.codemode.approval_timeout_s:g} s) for an answer and "
-                "was stopped, or the server restarted"
+                "was stopped"
             )
             return _refusal(
                 f"this program cannot be resumed: {why}. Nothing it would have done after "
@@ -313,8 +332,10 @@ class CodeModeServer:
         # once (uvicorn would log it and leave the process hanging).
         auth, verifier = await auth_of(host, port, options)
         sock = bind_tcp(host, port)
+        self.stateless = options.config.stateless or options.stateless
         app = self.server.streamable_http_app(
             host=host,
+            stateless_http=self.stateless,
             transport_security=transport_security(host, options),
             auth=auth,
             token_verifier=verifier,

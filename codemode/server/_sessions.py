@@ -26,6 +26,7 @@ from .._aio import Background
 from ..config import SessionsConfig
 from ..errors import ErrorKind
 from ..wasm_runtime import ExecutionError, ExecutionResult, KeptInstance, SandboxPool
+from . import _replica as replica
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 """A session name: what the model chooses (a handle adds `.` and a token)."""
@@ -136,11 +137,11 @@ class Sessions:
             if live is None:
                 why = self._gone.get(key) if key[1] else None
                 if why is None and handle is not None and not reset:
-                    why = "is not known here (a handle lives as long as its session)"
+                    why = _unknown_handle(handle, name)
                 if why is not None and not reset:
                     note = f"session {name!r} {why}; earlier names are gone, it starts fresh"
                 if scope is None:  # a new session gets a new handle, never one a client chose
-                    handle = f"{name}.{secrets.token_urlsafe(16)}"
+                    handle = f"{name}.{replica.TAG}{secrets.token_urlsafe(16)}"
                     key = ("handle", handle)
                 if len(self._live) >= self.config.max:
                     await self._evict()
@@ -182,7 +183,13 @@ class Sessions:
         arguments go to `KeptInstance.run` (tool host, limits, context, progress)."""
         if not (NAME.fullmatch(name) or HANDLE.fullmatch(name)):
             return _bad_name(name), SessionInfo(name, 0, 0)
-        live, note = await self._get(scope, name, reset)
+        try:
+            live, note = await self._get(scope, name, reset)
+        except Elsewhere as exc:
+            error = ExecutionError(
+                type="WrongReplica", message=str(exc), kind=ErrorKind.SERVER_UNAVAILABLE
+            )
+            return ExecutionResult(ok=False, error=error), SessionInfo(name, 0, 0)
         live.running += 1
         try:
             result = await live.instance.run(code, **run)
@@ -206,6 +213,23 @@ class Sessions:
                 f"this session's handle is {live.handle!r}: pass it as `session` to continue it"
             )
         return result, info
+
+
+class Elsewhere(Exception):
+    """The session lives on another replica: the call is refused, not run fresh."""
+
+
+def _unknown_handle(handle: str, name: str) -> str:
+    token = handle.split(".", 1)[1]
+    place = replica.where(token)
+    if place == "elsewhere":
+        raise Elsewhere(
+            f"session {name!r} lives on another codemode replica (this is {replica.NAME!r}), "
+            f"so this call was not run: {replica.ROUTING}"
+        )
+    if place == "restarted":
+        return "is gone: this codemode server restarted since"
+    return "is not known here (a handle lives as long as its session)"
 
 
 def _bad_name(name: str) -> ExecutionResult:

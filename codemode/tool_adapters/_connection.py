@@ -27,6 +27,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED
 
+from .. import telemetry
 from .._aio import within
 from .._chain import CHAIN_ENV, chain_for
 from ..config import ServerConfig, ServerOptions
@@ -212,8 +213,11 @@ class Connection:
                 sse_client(self.config.url or "", headers=dict(self.config.headers), auth=auth)
             )
         client = await stack.enter_async_context(
-            httpx2.AsyncClient(headers=dict(self.config.headers), timeout=HTTP_TIMEOUT, auth=auth)
-        )
+            httpx2.AsyncClient(
+                headers=dict(self.config.headers), timeout=HTTP_TIMEOUT, auth=auth,
+                event_hooks={"request": [_trace_context]},
+            )
+        )  # fmt: skip
         return await stack.enter_async_context(
             streamable_http_client(self.config.url or "", http_client=client)
         )
@@ -421,6 +425,10 @@ class Connection:
                 ErrorKind.TOOL_ERROR, server=self.name, tool=tool,
             )  # fmt: skip
         return result
+
+
+async def _trace_context(request: httpx2.Request) -> None:
+    telemetry.inject_headers(request.headers)  # the caller's trace goes on downstream
 
 
 async def list_all_tools(session: ClientSession) -> list[types.Tool]:

@@ -21,6 +21,7 @@ from typing import Any
 
 import anyio
 
+from .. import telemetry
 from .._aio import Background
 from ..config import Config
 from ..context import CallContext
@@ -253,11 +254,12 @@ class Federation:
         name = label or f"{self.catalog.namespaces.get(server, server)}.{tool}"
         timeout_s = self.config.codemode.approval_timeout_s
         identity = context.identity if context is not None else None
-        self.policy.admit_identity(identity, server, tool)
-        await approve(approval, server, tool, name, arguments, context, timeout_s)
-        self.policy.admit(server, tool)
-        result = await self.connections[server].call(tool, arguments, context)
-        return unwrap(result, server, tool, output_schema, name)
+        with telemetry.tool_call_span(server, tool, arguments):
+            self.policy.admit_identity(identity, server, tool)
+            await approve(approval, server, tool, name, arguments, context, timeout_s)
+            self.policy.admit(server, tool)
+            result = await self.connections[server].call(tool, arguments, context)
+            return unwrap(result, server, tool, output_schema, name)
 
     # -- resources -----------------------------------------------------------------------
 

@@ -110,10 +110,9 @@ class Policy:
                     server, tool, f"matches {pattern!r} in {where}.deny.{server} for {identity!r}"
                 )
         if rule.max_tool_calls_per_minute is not None:
-            self._count(
-                f"identity:{identity}", rule.max_tool_calls_per_minute,
-                f"{where}.max_tool_calls_per_minute", server, tool,
-            )  # fmt: skip
+            cap = (f"identity:{identity}", rule.max_tool_calls_per_minute,
+                   f"{where}.max_tool_calls_per_minute")  # fmt: skip
+            self._count([cap], server, tool)
 
     def refuse(self, server: str, tool: str, reason: str) -> ToolCallError:
         return ToolCallError(
@@ -125,30 +124,33 @@ class Policy:
 
     def admit(self, server: str, tool: str) -> None:
         """Count one call against the per-minute caps (all servers, then this one), or
-        raise ToolCallError (PolicyBlocked) naming the cap and when to retry."""
+        raise ToolCallError (PolicyBlocked) naming the cap and when to retry. A refused
+        call counts against none of them."""
         caps = [
             ("*", self.config.codemode.max_tool_calls_per_minute,
              "codemode.max_tool_calls_per_minute"),
             (server, self.config.options(server).max_calls_per_minute,
              f"codemode.servers.{server}.max_calls_per_minute"),
         ]  # fmt: skip
-        for key, cap, rule in caps:
-            if cap is not None:
-                self._count(key, cap, rule, server, tool)
+        self._count([(k, cap, rule) for k, cap, rule in caps if cap is not None], server, tool)
 
-    def _count(self, key: str, cap: int, rule: str, server: str, tool: str) -> None:
+    def _count(self, caps: list[tuple[str, int, str]], server: str, tool: str) -> None:
         now = time.monotonic()
-        window = self._recent.setdefault(key, collections.deque())
-        while window and now - window[0] >= WINDOW_S:
-            window.popleft()
-        if len(window) >= cap:
-            wait = WINDOW_S - (now - window[0])
-            raise ToolCallError(
-                f"{server}.{tool} is blocked by policy: {rule} is {cap} and {cap} calls "
-                f"were made in the last 60 s; retry in {wait:.0f} s or raise the limit",
-                ErrorKind.POLICY_BLOCKED,
-                server=server,
-                tool=tool,
-                limit=rule,
-            )
-        window.append(now)
+        windows = []
+        for key, cap, rule in caps:
+            window = self._recent.setdefault(key, collections.deque())
+            while window and now - window[0] >= WINDOW_S:
+                window.popleft()
+            if len(window) >= cap:
+                wait = WINDOW_S - (now - window[0])
+                raise ToolCallError(
+                    f"{server}.{tool} is blocked by policy: {rule} is {cap} and {cap} calls "
+                    f"were made in the last 60 s; retry in {wait:.0f} s or raise the limit",
+                    ErrorKind.POLICY_BLOCKED,
+                    server=server,
+                    tool=tool,
+                    limit=rule,
+                )
+            windows.append(window)
+        for window in windows:
+            window.append(now)

@@ -106,6 +106,11 @@ class SandboxPool:
         )
 
     @property
+    def workers_busy(self) -> int:
+        """Pool workers running an execution now."""
+        return len(self._busy)
+
+    @property
     def workers_up(self) -> int:
         """Pool workers started (idle or running an execution)."""
         return len(self._idle) + len(self._busy)

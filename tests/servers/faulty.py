@@ -5,7 +5,8 @@
 Tools: echo, slow(ms), hang(), crash() (exits mid-call), error(message), big(mb),
 add_tool() (adds a tool and sends tools/list_changed), mixed() (text + image),
 pid() (its process id, to tell restarts apart), weird-name (a hyphenated tool),
-getenv(name), record(entry) (appends a line to $FAULTY_RECORD_FILE), peek() (the one
+getenv(name), trace() (the traceparent it was called with), record(entry) (appends a
+line to $FAULTY_RECORD_FILE), peek() (the one
 tool marked readOnlyHint). --http-port / --sse-port
 serve over HTTP instead of stdio.
 """
@@ -47,6 +48,15 @@ async def record(entry: str) -> int:
         f.write(entry + "\n")
     with open(path) as f:
         return sum(1 for _ in f)
+
+
+@server.tool()
+async def trace(ctx: Context) -> dict:
+    """The W3C trace context this call came with: its HTTP `traceparent` header (over
+    HTTP) and the one in the request's `_meta`."""
+    headers = ctx.headers or {}
+    meta = ctx.request_context.meta or {}
+    return {"header": headers.get("traceparent"), "meta": meta.get("traceparent")}
 
 
 @server.tool(annotations=ToolAnnotations(read_only_hint=True))
