@@ -23,7 +23,9 @@ ROOT = Path(__file__).parent.parent
 def codemode_cli(
     *args: str, config: Path | None = None, timeout: float = 300, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = no_user_config(Path(tempfile.mkdtemp(prefix="codemode-cli-")))
+    home = Path(tempfile.mkdtemp(prefix="codemode-cli-"))
+    env = no_user_config(home)
+    env["CODEMODE_SHAPES_FILE"] = str(home / "shapes.json")  # learns only what it runs
     if config is not None:
         env["CODEMODE_CONFIG"] = str(config)
     return subprocess.run(
