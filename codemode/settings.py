@@ -134,7 +134,7 @@ class HttpConfig(Strict):
     stateless: bool = False
     """Serve handshake-era clients statelessly too (the SDK's stateless mode), so any
     replica can answer any request; sessions are then found by their handles (--stateless)."""
-    state_key: str | None = None
+    state_key: str | None = Field(default=None, min_length=32)
     """A secret every replica shares (use ${VAR}): the seal of paused approvals' request
     state, so the replica a retry reaches can read it (and say where the program is)."""
     drain_s: float = Field(default=30.0, ge=0, le=3600)

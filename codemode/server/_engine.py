@@ -21,6 +21,7 @@ from ..errors import ErrorKind
 from ..tool_adapters import Federation, ToolInfo
 from ..wasm_runtime import ExecutionError, ExecutionResult, Limits, SandboxPool
 from . import _description
+from . import _replica as replica
 from ._host import ToolBridge, sandbox_naming
 from ._sessions import SessionInfo, Sessions
 
@@ -152,7 +153,7 @@ class Engine:
         )
         return {
             "ready": ready, "draining": self.draining, "sandbox": built, "workers": workers,
-            "servers": servers,
+            "servers": servers, "replica": replica.NAME,
         }  # fmt: skip
 
     # -- what the commands read ----------------------------------------------------------
