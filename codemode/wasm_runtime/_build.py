@@ -155,6 +155,9 @@ async def ensure_built_async(progress: Progress | None = None, *, force: bool = 
         return _verified_cache[key]
     root = cache_dir() / "sandbox"
     folder = root / key[:24]
+    if not force and _verified(folder, key):  # no lock needed (a read-only cache works)
+        artifact = _verified_cache[key] = Artifact(folder / COMPILED_NAME, key, built_now=False)
+        return artifact
     async with _locked(root / f"{key[:24]}.lock"):
         if not force and _verified(folder, key):
             artifact = Artifact(folder / COMPILED_NAME, key, built_now=False)
