@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -237,7 +238,20 @@ class Issuer:
             "/jwks.json": {"keys": [{**public, "kid": "k1", "use": "sig", "alg": "RS256"}]},
         }  # fmt: skip
 
+        active: dict[str, dict[str, Any]] = {}  # opaque token -> its introspection answer
+        self.active = active
+
         class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+                answer = active.get((form.get("token") or [""])[0], {"active": False})
+                body = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_GET(self) -> None:
                 doc = docs.get(self.path)
                 body = json.dumps(doc).encode() if doc else b"{}"
@@ -285,6 +299,27 @@ async def test_jwt_access_tokens_are_checked_against_the_jwks(tmp_path):
             metadata = json.loads(body)
             assert metadata["resource"] == f"{base}/mcp"
             assert [s.rstrip("/") for s in metadata["authorization_servers"]] == [issuer.url]
+    finally:
+        issuer.server.shutdown()
+
+
+async def test_opaque_tokens_are_checked_by_introspection(tmp_path):
+    issuer = Issuer()
+    now = int(time.time())
+    issuer.active["opaque-good-token"] = {
+        "active": True, "sub": "dave", "aud": "codemode", "iss": issuer.url,
+        "exp": now + 300, "scope": "mcp",
+    }  # fmt: skip
+    issuer.active["opaque-expired"] = {**issuer.active["opaque-good-token"], "exp": now - 5}
+    issuer.active["opaque-other-aud"] = {**issuer.active["opaque-good-token"], "aud": "x"}
+    codemode = {"http": {"auth": {"introspection_url": f"{issuer.url}/introspect"}}}
+    flags = ("--auth-issuer", issuer.url, "--auth-audience", "codemode")
+    try:
+        with serving(tmp_path, *flags, codemode=codemode) as (base, _):
+            for token in ("opaque-expired", "opaque-other-aud", "never-issued-token"):
+                assert post_mcp(base, token)[0] == 401, token
+            out = await run(base, "opaque-good-token", "40 + 2")
+            assert out["error"] is None and out["result"] == 42
     finally:
         issuer.server.shutdown()
 
