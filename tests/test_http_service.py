@@ -102,6 +102,15 @@ async def run(base: str, token: str, code: str, mode: str = "legacy", **args: An
     return result.structured_content
 
 
+async def description(base: str, token: str) -> str:
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http,
+        mcp.Client(streamable_http_client(f"{base}/mcp", http_client=http)) as c,
+    ):
+        (tool,) = (await c.list_tools()).tools
+    return tool.description or ""
+
+
 def tokens_file(tmp: Path, text: str) -> Path:
     path = tmp / "tokens.txt"
     path.write_text(text)
@@ -208,6 +217,10 @@ async def test_each_identity_gets_its_servers_rules_and_cap(tmp_path):
         alice = (await run(base, ALICE, probe))["result"]
         bob = (await run(base, BOB, probe))["result"]
         capped = await run(base, BOB, "for _ in range(3):\n    await f.echo(value='y')")
+        seen_by = {"alice": await description(base, ALICE), "bob": await description(base, BOB)}
+    # each identity's description lists what it may call
+    assert "team.get_team_members" in seen_by["alice"] and "f.echo" not in seen_by["alice"]
+    assert "f.echo" in seen_by["bob"] and "f.slow" not in seen_by["bob"]
     assert alice[0] == "ok"
     assert alice[1].startswith("PolicyBlocked") and "only the servers team" in alice[1]
     assert "codemode.identities.alice.servers" in alice[1]

@@ -175,12 +175,19 @@ class Engine:
     def stubs(self) -> str:
         return self.federation.stubs()
 
-    def description(self) -> str:
+    def description(self, identity: str | None = None) -> str:
+        """The tool description; for a caller with `codemode.identities` rules, only the
+        tools those rules let it call."""
         fed = self.federation
         status = fed.status()
+        tools = fed.tools
+        if fed.policy.identity_rule(identity) is not None:
+            tools = [
+                t for t in tools if fed.policy.identity_blocks(identity, t.server, t.name) is None
+            ]
         return _description.describe(
             self.limits,
-            fed.tools,
+            tools,
             fed.namespaces,
             {name: _shown(name, error) for name, error in status.items() if error is not None},
             self.config.codemode.description_budget_bytes,

@@ -156,12 +156,12 @@ class CodeModeServer:
         self._sessions.append(ctx.session)
         del self._sessions[:-MAX_NOTIFIED_SESSIONS]
 
-    async def tool(self) -> types.Tool:
+    async def tool(self, identity: str | None = None) -> types.Tool:
         await self.engine.servers_ready()
         return types.Tool(
             name=TOOL_NAME,
             title="Run Python code that calls your tools",
-            description=self.engine.description(),
+            description=self.engine.description(identity),
             input_schema=INPUT_SCHEMA,
             output_schema=_results.OUTPUT_SCHEMA,
             annotations=types.ToolAnnotations(
@@ -174,7 +174,7 @@ class CodeModeServer:
         )
 
     async def _list_tools(self, ctx: Any, params: Any) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=[await self.tool()])
+        return types.ListToolsResult(tools=[await self.tool(identity_of(ctx))])
 
     async def _call_tool(
         self, ctx: Any, params: types.CallToolRequestParams

@@ -86,32 +86,39 @@ class Policy:
             return "*", rules["*"]
         return None
 
-    def admit_identity(self, identity: str | None, server: str, tool: str) -> None:
-        """What the caller may use (`codemode.identities`): its servers, its tool rules and
-        its own per-minute cap; raises ToolCallError (PolicyBlocked) naming the rule."""
+    def identity_blocks(self, identity: str | None, server: str, tool: str) -> str | None:
+        """Why `codemode.identities` keeps the caller from this tool (its servers, its tool
+        rules), or None."""
         found = self.identity_rule(identity)
         if found is None:
-            return
+            return None
         key, rule = found
         where = f"codemode.identities.{key}"
         if rule.servers is not None and not any(
             fnmatch.fnmatchcase(server, p) for p in rule.servers
         ):
-            raise self.refuse(
-                server, tool, f"{identity!r} may use only the servers {', '.join(rule.servers)} "
-                f"({where}.servers)",
-            )  # fmt: skip
+            return (
+                f"{identity!r} may use only the servers {', '.join(rule.servers)} ({where}.servers)"
+            )
         allowed = rule.allow.get(server)
         if allowed is not None and not any(fnmatch.fnmatchcase(tool, p) for p in allowed):
-            raise self.refuse(server, tool, f"not in {where}.allow.{server} for {identity!r}")
+            return f"not in {where}.allow.{server} for {identity!r}"
         for pattern in rule.deny.get(server, []):
             if fnmatch.fnmatchcase(tool, pattern):
-                raise self.refuse(
-                    server, tool, f"matches {pattern!r} in {where}.deny.{server} for {identity!r}"
-                )
-        if rule.max_tool_calls_per_minute is not None:
+                return f"matches {pattern!r} in {where}.deny.{server} for {identity!r}"
+        return None
+
+    def admit_identity(self, identity: str | None, server: str, tool: str) -> None:
+        """What the caller may use (`codemode.identities`): its servers, its tool rules and
+        its own per-minute cap; raises ToolCallError (PolicyBlocked) naming the rule."""
+        reason = self.identity_blocks(identity, server, tool)
+        if reason is not None:
+            raise self.refuse(server, tool, reason)
+        found = self.identity_rule(identity)
+        if found is not None and found[1].max_tool_calls_per_minute is not None:
+            key, rule = found
             cap = (f"identity:{identity}", rule.max_tool_calls_per_minute,
-                   f"{where}.max_tool_calls_per_minute")  # fmt: skip
+                   f"codemode.identities.{key}.max_tool_calls_per_minute")  # fmt: skip
             self._count([cap], server, tool)
 
     def refuse(self, server: str, tool: str, reason: str) -> ToolCallError:
