@@ -17,9 +17,10 @@ from pathlib import Path
 
 import httpx2
 import mcp
+import mcp_types as types
 import pytest
 from mcp.client.streamable_http import streamable_http_client
-from serve_client import demo, free_port, no_user_config, wait_for_port
+from serve_client import demo, faulty, free_port, no_user_config, wait_for_port
 
 TOKEN = "team-token-0123456789abcdef"
 HAPROXY = shutil.which("haproxy") or (
@@ -40,8 +41,11 @@ def replicas(tmp: Path) -> Iterator[tuple[str, list[str]]]:
     tokens.chmod(0o600)
     config = tmp / "config.json"
     config.write_text(json.dumps({
-        "mcpServers": {"team": demo("team")},
-        "codemode": {"http": {"stateless": True, "state_key": "a-secret-every-replica-shares-0123456789"}},
+        "mcpServers": {"team": demo("team"), "f": faulty()},
+        "codemode": {
+            "http": {"stateless": True, "state_key": "a-secret-every-replica-shares-0123456789"},
+            "servers": {"f": {"approve": ["echo"]}},
+        },
     }))  # fmt: skip
     procs, urls = [], []
     try:
@@ -127,3 +131,32 @@ async def test_alternating_requests_from_both_eras_all_succeed(tmp_path):
         assert other["error"]["type"] == "WrongReplica"
         assert "lives on another codemode replica" in other["error"]["message"]
         assert "route by the caller" in other["error"]["message"]
+
+        # a program paused for an approval lives there too: a retry at the other replica
+        # (which can read the sealed request state: the replicas share the key) says so
+        async with httpx2.AsyncClient(
+            headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60
+        ) as http, mcp.Client(
+            streamable_http_client(f"{urls[0]}/mcp", http_client=http), mode="2026-07-28",
+            elicitation_callback=accept,
+        ) as c:  # fmt: skip
+            arguments = {"code": "await f.echo(value='x')"}
+            paused = await c.session.call_tool("execute_code", arguments, allow_input_required=True)
+        assert isinstance(paused, types.InputRequiredResult), paused
+        answers = {k: types.ElicitResult(action="accept") for k in paused.input_requests or {}}
+        async with httpx2.AsyncClient(
+            headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60
+        ) as http, mcp.Client(
+            streamable_http_client(f"{urls[1]}/mcp", http_client=http), mode="2026-07-28"
+        ) as c:  # fmt: skip
+            elsewhere = await c.session.call_tool(
+                "execute_code", arguments, input_responses=answers,
+                request_state=paused.request_state, allow_input_required=True,
+            )  # fmt: skip
+        out = elsewhere.structured_content
+        assert out["error"]["type"] == "WrongReplica", out
+        assert "paused on another codemode replica" in out["error"]["message"]
+
+
+async def accept(context: object, params: object) -> types.ElicitResult:
+    return types.ElicitResult(action="accept")
