@@ -418,3 +418,25 @@ async def test_approvals_over_stateless_http_in_the_2026_era(tmp_path):
     assert out is not None and out["error"] is None, text_of(result)
     assert out["result"] == [1, "Declined"] and recorded(record) == ["yes"]
     assert len(asked) == 2 and out["stats"]["approvals"]["asked"] == 2
+
+
+async def test_a_round_answered_in_full_waits_for_the_program_to_end():
+    """The retry that answers every question: the program goes on (its next call may
+    take a while) and the round ends with its result, never with an empty round."""
+    from codemode.context import Question
+    from codemode.server._approvals import PausedRun
+    from codemode.server._channel import Channel
+
+    run = PausedRun(30, Channel())
+
+    async def program() -> str:
+        answer = await run.ask(Question("May I?", {"type": "object", "properties": {}}))
+        await asyncio.sleep(0.3)  # the approved call, slower than a round's settling
+        return answer.action
+
+    run.task = asyncio.get_running_loop().create_task(program())
+    first = await run.next_round()
+    assert first is not None and len(first) == 1
+    run.answer({key: {"action": "accept"} for key in first})
+    assert await run.next_round() is None
+    assert run.task.done() and run.task.result() == "accept"

@@ -138,18 +138,26 @@ class PausedRun:
             if entry is not None and not entry[1].done():
                 entry[1].set_result(_answer(response))
 
+    def _pending(self) -> dict[str, Question]:
+        """The questions still waiting for an answer (an answered one stays listed until
+        the program takes its answer)."""
+        return {key: q for key, (q, answer) in self._questions.items() if not answer.done()}
+
     async def next_round(self) -> dict[str, Question] | None:
         """Wait until the program ends (None) or has questions to send (key -> question)."""
         assert self.task is not None
         self.detached_at = None
         while not self.task.done():
-            if self._questions:
+            if self._pending():
                 await asyncio.wait({self.task}, timeout=SETTLE_S)
                 if self.task.done():
                     break
-                self._asked.clear()
-                self.detached_at = time.monotonic()
-                return {key: q for key, (q, _) in self._questions.items()}
+                pending = self._pending()
+                if pending:
+                    self._asked.clear()
+                    self.detached_at = time.monotonic()
+                    return pending
+                continue  # answered meanwhile: the program goes on
             self._asked.clear()
             asked = asyncio.ensure_future(self._asked.wait())
             try:
