@@ -22,10 +22,11 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from opentelemetry import metrics, propagate, trace
+from opentelemetry.metrics import _internal as metrics_api
 from opentelemetry.trace import Status, StatusCode
 
 log = logging.getLogger("codemode.telemetry")
@@ -153,8 +154,41 @@ def _content(value: Any) -> str:
     return text[:CONTENT_LIMIT]
 
 
+_NOTHING = nullcontext()
+_live = False
+_PROVIDER_FROM_ENV = any(
+    k in os.environ for k in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
+)
+"""A provider the API loads from an entry point on first use (read once, at import)."""
+
+
+def active() -> bool:
+    """Whether an OpenTelemetry SDK is set up (by `setup()`, or by the program codemode
+    runs in): until then spans and metrics are skipped outright, not just not exported
+    (as no-ops they still cost ~10 µs a tool call). Read from the API's once-set globals:
+    asking for the providers reads the environment each time (~4 µs)."""
+    global _live
+    if not _live:
+        _live = (
+            getattr(trace, "_TRACER_PROVIDER", None) is not None
+            or getattr(metrics_api, "_METER_PROVIDER", None) is not None
+            or _PROVIDER_FROM_ENV
+        )
+    return _live
+
+
+def execution_span(code: str, session: str | None, identity: str | None) -> Any:
+    """The span of one run (a context manager yielding it; None while inactive)."""
+    return _execution_span(code, session, identity) if active() else _NOTHING
+
+
+def tool_call_span(server: str, tool: str, arguments: Any) -> Any:
+    """The span of one tool call, which also counts it (a context manager)."""
+    return _tool_call_span(server, tool, arguments) if active() else _NOTHING
+
+
 @contextmanager
-def execution_span(code: str, session: str | None, identity: str | None) -> Iterator[Any]:
+def _execution_span(code: str, session: str | None, identity: str | None) -> Iterator[Any]:
     attributes: dict[str, Any] = {}
     if session:
         attributes["codemode.session"] = session
@@ -170,6 +204,8 @@ def execution_span(code: str, session: str | None, identity: str | None) -> Iter
 
 def finish_execution(span: Any, result: Any) -> None:
     """Record a finished run on its span and in the metrics."""
+    if span is None:
+        return
     stats, error = result.stats, result.error
     kind = error.kind.value if error is not None and error.kind is not None else None
     span.set_attributes({
@@ -190,7 +226,7 @@ def finish_execution(span: Any, result: Any) -> None:
 
 
 @contextmanager
-def tool_call_span(server: str, tool: str, arguments: Any) -> Iterator[Any]:
+def _tool_call_span(server: str, tool: str, arguments: Any) -> Iterator[Any]:
     attributes: dict[str, Any] = {"codemode.server": server, "codemode.tool": tool}
     if record_content:
         attributes["codemode.arguments"] = _content(arguments)
@@ -219,4 +255,5 @@ def tool_call_span(server: str, tool: str, arguments: Any) -> Iterator[Any]:
 
 def inject_headers(headers: Any) -> None:
     """Put the current trace context on an outgoing HTTP request (W3C traceparent)."""
-    propagate.inject(headers)
+    if active():
+        propagate.inject(headers)
