@@ -102,7 +102,35 @@ def children_of(pid: int, marker: str) -> list[int]:
     return [int(line.split()[0]) for line in out.stdout.splitlines() if marker in line]
 
 
-class Serve:
+class HeldInTask:
+    """A client connection held open by a task of its own (the SDK's transports must be
+    entered and left in one task): `_run(ready)` opens it, sets `ready`, and holds it
+    until `self._stop` is set; `async with` waits for it, `close()` ends it."""
+
+    def __init__(self) -> None:
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self, ready: asyncio.Future[None]) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Any:
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._run(ready))
+        await asyncio.wait_for(ready, 120)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._task, 30)
+
+
+class Serve(HeldInTask):
     """`codemode serve --config <file>` plus a client session to it."""
 
     def __init__(
@@ -112,6 +140,7 @@ class Serve:
         *args: str,
         env: dict[str, str] | None = None,
     ) -> None:
+        super().__init__()
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / "config.json"
@@ -130,17 +159,6 @@ class Serve:
         self.session: ClientSession
         self.notifications: list[Any] = []
         self.init: types.InitializeResult
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Serve:
-        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._task = asyncio.create_task(self._run(ready))
-        await asyncio.wait_for(ready, 120)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     async def _on_message(self, message: Any) -> None:
         self.notifications.append(message)
@@ -159,12 +177,6 @@ class Serve:
                 ready.set_exception(exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise
-
-    async def close(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._task, 30)
 
     @property
     def pid(self) -> int:

@@ -7,7 +7,6 @@ target: its JSONL file shows what was really created."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import sys
 import time
@@ -19,7 +18,7 @@ import mcp
 import mcp_types as types
 import pytest
 from mcp.client.stdio import StdioServerParameters
-from serve_client import NPM_BIN, demo, faulty, no_user_config, serve_http, text_of
+from serve_client import NPM_BIN, HeldInTask, demo, faulty, no_user_config, serve_http, text_of
 
 ERAS = ["legacy", "2026-07-28"]
 
@@ -47,11 +46,12 @@ def create(*names: str) -> str:
     return f"await {create_call(*names)}"
 
 
-class Client:
+class Client(HeldInTask):
     """`codemode serve` over stdio with an `mcp.Client` of one era whose elicitation
     callback is `self.answer` (replaceable per test); every question asked is recorded."""
 
     def __init__(self, workdir: Path, mode: str, codemode: dict[str, Any], elicit: bool = True):
+        super().__init__()
         self.workdir = workdir
         self.mode = mode
         self.memory = workdir / "memory.jsonl"
@@ -78,8 +78,6 @@ class Client:
         self.answer: Answerer = accept
         self.asked: list[types.ElicitRequestFormParams] = []
         self.client: mcp.Client
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     async def _elicited(self, context: Any, params: Any) -> types.ElicitResult:
         self.asked.append(params)
@@ -98,18 +96,6 @@ class Client:
             if not ready.done():
                 ready.set_exception(exc)
             raise
-
-    async def __aenter__(self) -> Client:
-        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._task = asyncio.create_task(self._run(ready))
-        await asyncio.wait_for(ready, 120)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._task is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._task, 30)
 
     async def run(self, code: str, **arguments: Any) -> dict[str, Any]:
         self.asked.clear()
