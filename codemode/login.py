@@ -6,11 +6,8 @@ what to say when it needs no login, and the failures in words.
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any
-
 from .config import Config, ServerConfig
-from .errors import ConfigError
+from .errors import ConfigError, ServerStartError
 
 
 def _server(config: Config, name: str) -> ServerConfig:
@@ -27,45 +24,30 @@ def _server(config: Config, name: str) -> ServerConfig:
 
 
 async def login(config: Config, name: str, open_browser: bool, timeout_s: float) -> str:
-    """Sign in to `name`; returns what happened, raises ConfigError with the reason."""
-    import httpx2
-    from mcp.client.session import ClientSession
-    from mcp.client.sse import sse_client
-    from mcp.client.streamable_http import streamable_http_client
-
+    """Sign in to `name` by connecting to it through a Connection that may start a sign-in
+    in the browser (the SDK's provider runs the flow on the server's 401); returns what
+    happened, raises ConfigError with the reason."""
+    from .tool_adapters import Connection
     from .tool_adapters import _oauth as oauth
-    from .tool_adapters._connection import HTTP_TIMEOUT, list_all_tools
-    from .tool_adapters._forward import negotiate
 
     server = _server(config, name)
     options = config.options(name)
-    if any(k.lower() == "authorization" for k in server.headers):
+    if oauth.own_authorization(server):
         raise ConfigError(
             f"server {name!r} has an Authorization header in the config: it signs in with "
             "that, not OAuth (remove the header to sign in with `codemode login`)"
         )
-
-    async def connect(auth: Any) -> int:
-        async with contextlib.AsyncExitStack() as stack:
-            if server.transport == "sse":
-                streams = sse_client(server.url or "", headers=dict(server.headers), auth=auth)
-            else:
-                client = await stack.enter_async_context(
-                    httpx2.AsyncClient(
-                        headers=dict(server.headers), timeout=HTTP_TIMEOUT, auth=auth
-                    )
-                )
-                streams = streamable_http_client(server.url or "", http_client=client)
-            read, write = await stack.enter_async_context(streams)
-            session = await stack.enter_async_context(ClientSession(read, write))
-            await negotiate(session, options.protocol)
-            return len(await list_all_tools(session))
-
     browser = oauth.Browser(options.oauth.redirect_port, open_browser, timeout_s)
+    store = await oauth.prepare_login(name, server, options.oauth, browser)
+    connection = Connection(name, server, options, browser=browser)
     try:
-        return await oauth.login(name, server, options.oauth, browser, connect)
-    except Exception as exc:  # noqa: BLE001 - said in words, with what to try
-        raise ConfigError(f"could not sign in to {name!r}: {_reason(exc)}") from None
+        await connection.start()
+        tools = len(connection.tools)
+    except ServerStartError:
+        raise ConfigError(f"could not sign in to {name!r}: {connection.error}") from None
+    finally:
+        await connection.close()
+    return oauth.login_result(name, store, browser, tools)
 
 
 def logout(config: Config, name: str) -> str:
@@ -76,11 +58,3 @@ def logout(config: Config, name: str) -> str:
     if store.forget():
         return f"forgot the tokens of {name!r}; `codemode login {name}` signs in again"
     return f"no tokens were kept for {name!r}"
-
-
-def _reason(exc: BaseException) -> str:
-    inner = [e for e in getattr(exc, "exceptions", None) or () if e is not None]
-    if inner:
-        return _reason(inner[0])
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -64,9 +64,12 @@ class Connection:
         options: ServerOptions,
         on_tools_changed: Callable[[], Awaitable[None]] | None = None,
         sign_in: bool = False,
+        browser: oauth.Browser | None = None,
     ) -> None:
         self.name = name
-        self.sign_in = sign_in
+        self.browser = browser
+        """The sign-in's browser side to use (`codemode login`); else one made per start."""
+        self.sign_in = sign_in or browser is not None
         """Whether a server that wants an OAuth sign-in may get one here (in the browser)."""
         self.config = config
         self.options = options
@@ -107,6 +110,8 @@ class Connection:
             ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._runner = asyncio.create_task(self._run(ready), name=f"mcp:{self.name}")
             timeout = self.options.connect_timeout_s
+            if self.sign_in and self.config.transport != "stdio":  # a person may sign in
+                timeout += self.browser.timeout_s if self.browser else oauth.LOGIN_TIMEOUT_S
             try:
                 await asyncio.wait_for(asyncio.shield(ready), timeout)
             except asyncio.TimeoutError:
@@ -163,7 +168,7 @@ class Connection:
                     )
                 )  # fmt: skip
                 self.era = await negotiate(session, self.options.protocol)
-                self.tools = await list_all_tools(session)
+                self.tools = await _list_all_tools(session)
                 self.resources = await resources.count(session)
                 self.session = session
                 self.state = "ready"
@@ -203,9 +208,10 @@ class Connection:
                 cwd=self.config.cwd,
             )
             return await stack.enter_async_context(stdio_client(params, errlog=self._errlog))
-        browser = None
-        if self.sign_in:  # `codemode run --sign-in`: a sign-in may start
+        browser = self.browser
+        if browser is None and self.sign_in:  # `codemode run --sign-in`: a sign-in may start
             browser = oauth.Browser(self.options.oauth.redirect_port)
+        if browser is not None:
             await stack.enter_async_context(browser.listening())
         auth = await oauth.auth_for(self.name, self.config, self.options.oauth, browser)
         if self.config.transport == "sse":
@@ -272,7 +278,7 @@ class Connection:
             while self._refresh_wanted and not self._stop.is_set():
                 self._refresh_wanted = False
                 try:
-                    self.tools = await list_all_tools(session)
+                    self.tools = await _list_all_tools(session)
                 except Exception as exc:  # noqa: BLE001 - a failed refresh keeps the old tools
                     log.warning("server %r: could not refresh its tools: %s", self.name, exc)
                     continue
@@ -431,7 +437,7 @@ async def _trace_context(request: httpx2.Request) -> None:
     telemetry.inject_headers(request.headers)  # the caller's trace goes on downstream
 
 
-async def list_all_tools(session: ClientSession) -> list[types.Tool]:
+async def _list_all_tools(session: ClientSession) -> list[types.Tool]:
     tools: list[types.Tool] = []
     cursor = None
     for _ in range(1000):  # a server that pages forever must not hang start-up

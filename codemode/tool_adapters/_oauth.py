@@ -2,7 +2,7 @@
 
 A server that answers 401 with the MCP authorization flow (protected resource metadata,
 authorization server metadata, dynamic client registration or a configured client,
-authorization code with PKCE) is signed in by `codemode login NAME` (`login()`): the
+authorization code with PKCE) is signed in by `codemode login NAME` (`login.py`): the
 browser opens on the authorization page (or the address is printed), the redirect comes
 back to a listener on 127.0.0.1, and the tokens are kept in the user data dir, owner-only
 (`TokenFile`). The SDK's `OAuthClientProvider` runs every step; what is ours is where the
@@ -218,7 +218,7 @@ def _redirect_uri(options: OAuthOptions, port: int | None = None) -> str:
 
 
 def _provider(
-    name: str, config: ServerConfig, options: OAuthOptions, store: TokenFile, redirect_uri: str,
+    config: ServerConfig, options: OAuthOptions, store: TokenFile, redirect_uri: str,
     redirect: Callable[[str], Awaitable[None]], callback: Callable[[], Awaitable[Any]],
 ) -> _Provider:  # fmt: skip
     return _Provider(
@@ -244,6 +244,11 @@ class _NoSignIn(httpx2.Auth):
             raise NeedsLogin("it asks for an OAuth sign-in")
 
 
+def own_authorization(config: ServerConfig) -> bool:
+    """Whether the config gives the server an Authorization header (then no OAuth)."""
+    return any(k.lower() == "authorization" for k in config.headers)
+
+
 async def auth_for(
     name: str, config: ServerConfig, options: OAuthOptions, browser: Browser | None = None
 ) -> httpx2.Auth | None:
@@ -252,15 +257,13 @@ async def auth_for(
     (`codemode run --sign-in`) a server that wants a sign-in (or more scopes) gets one;
     without, a server with no tokens yet gets an auth that turns its OAuth 401 into
     NeedsLogin, and a provider whose tokens cannot be refreshed raises NeedsLogin."""
-    if any(k.lower() == "authorization" for k in config.headers):
+    if own_authorization(config):
         return None
     store = token_file(name, config)
     if browser is not None:
         redirect_uri = _redirect_uri(options, browser.port)
         await _seed_client(store, options, redirect_uri)
-        return _provider(
-            name, config, options, store, redirect_uri, browser.redirect, browser.callback
-        )
+        return _provider(config, options, store, redirect_uri, browser.redirect, browser.callback)
     if not store.signed_in:
         return _NoSignIn(name)
 
@@ -268,7 +271,7 @@ async def auth_for(
         store.drop_tokens()
         raise NeedsLogin("its sign-in expired or was revoked (the tokens could not be refreshed)")
 
-    return _provider(name, config, options, store, _redirect_uri(options), refuse, refuse)
+    return _provider(config, options, store, _redirect_uri(options), refuse, refuse)
 
 
 def needs_login(exc: BaseException) -> NeedsLogin | None:
@@ -290,7 +293,9 @@ class Browser:
     """The person's side of a sign-in: the authorization page opens in their browser (or
     its address is printed), and the redirect comes back to a listener on 127.0.0.1."""
 
-    def __init__(self, port: int | None, open_browser: bool = True, timeout_s: float = 300):
+    def __init__(
+        self, port: int | None, open_browser: bool = True, timeout_s: float = LOGIN_TIMEOUT_S
+    ) -> None:
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", port or 0))
@@ -369,27 +374,23 @@ class Browser:
             writer.close()
 
 
-async def login(
-    name: str,
-    config: ServerConfig,
-    options: OAuthOptions,
-    browser: Browser,
-    connect: Callable[[httpx2.Auth], Awaitable[int]],
-) -> str:
-    """Sign in to one server anew (earlier tokens are dropped; the client registration is
-    kept): `connect(auth)` opens an MCP session with that auth (the SDK's provider runs
-    the flow on the server's 401) and returns how many tools it lists. Returns what
-    happened, in a sentence."""
+async def prepare_login(
+    name: str, config: ServerConfig, options: OAuthOptions, browser: Browser
+) -> TokenFile:
+    """Before `codemode login` connects (through a Connection given `browser`): earlier
+    tokens are dropped, so it signs in anew; the client registration is kept unless it was
+    made for another redirect address."""
     store = token_file(name, config)
     store.drop_tokens()
     info = await store.get_client_info()
     redirect_uri = _redirect_uri(options, browser.port)
     if info is not None and redirect_uri not in [str(u) for u in info.redirect_uris or []]:
-        store.update(client=None)  # registered for another redirect address: register again
-    auth = await auth_for(name, config, options, browser)
-    assert auth is not None
-    async with browser.listening():
-        tools = await connect(auth)
+        store.update(client=None)
+    return store
+
+
+def login_result(name: str, store: TokenFile, browser: Browser, tools: int) -> str:
+    """What `codemode login` did, in a sentence."""
     if browser.opened == 0:
         return f"server {name!r} needs no login: it answered without asking for one ({tools} tools)"
     return f"signed in to {name!r} ({tools} tools); the tokens are kept in {store.path}"
