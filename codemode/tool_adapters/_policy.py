@@ -90,33 +90,19 @@ class Policy:
         """Why `codemode.identities` keeps the caller from this tool (its servers, its tool
         rules), or None."""
         found = self.identity_rule(identity)
-        if found is None:
-            return None
-        key, rule = found
-        where = f"codemode.identities.{key}"
-        if rule.servers is not None and not any(
-            fnmatch.fnmatchcase(server, p) for p in rule.servers
-        ):
-            return (
-                f"{identity!r} may use only the servers {', '.join(rule.servers)} ({where}.servers)"
-            )
-        allowed = rule.allow.get(server)
-        if allowed is not None and not any(fnmatch.fnmatchcase(tool, p) for p in allowed):
-            return f"not in {where}.allow.{server} for {identity!r}"
-        for pattern in rule.deny.get(server, []):
-            if fnmatch.fnmatchcase(tool, pattern):
-                return f"matches {pattern!r} in {where}.deny.{server} for {identity!r}"
-        return None
+        return None if found is None else _blocks(found, identity, server, tool)
 
     def admit_identity(self, identity: str | None, server: str, tool: str) -> None:
         """What the caller may use (`codemode.identities`): its servers, its tool rules and
         its own per-minute cap; raises ToolCallError (PolicyBlocked) naming the rule."""
-        reason = self.identity_blocks(identity, server, tool)
+        found = self.identity_rule(identity)
+        if found is None:
+            return
+        reason = _blocks(found, identity, server, tool)
         if reason is not None:
             raise self.refuse(server, tool, reason)
-        found = self.identity_rule(identity)
-        if found is not None and found[1].max_tool_calls_per_minute is not None:
-            key, rule = found
+        key, rule = found
+        if rule.max_tool_calls_per_minute is not None:
             cap = (f"identity:{identity}", rule.max_tool_calls_per_minute,
                    f"codemode.identities.{key}.max_tool_calls_per_minute")  # fmt: skip
             self._count([cap], server, tool)
@@ -161,3 +147,17 @@ class Policy:
             windows.append(window)
         for window in windows:
             window.append(now)
+
+
+def _blocks(found: tuple[str, Any], identity: str | None, server: str, tool: str) -> str | None:
+    key, rule = found
+    where = f"codemode.identities.{key}"
+    if rule.servers is not None and not any(fnmatch.fnmatchcase(server, p) for p in rule.servers):
+        return f"{identity!r} may use only the servers {', '.join(rule.servers)} ({where}.servers)"
+    allowed = rule.allow.get(server)
+    if allowed is not None and not any(fnmatch.fnmatchcase(tool, p) for p in allowed):
+        return f"not in {where}.allow.{server} for {identity!r}"
+    for pattern in rule.deny.get(server, []):
+        if fnmatch.fnmatchcase(tool, pattern):
+            return f"matches {pattern!r} in {where}.deny.{server} for {identity!r}"
+    return None
