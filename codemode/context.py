@@ -137,3 +137,13 @@ class CallContext:
     """Show a downstream call's progress in this execution's progress stream."""
     clock: Clock = field(default_factory=Clock)
     approvals: ApprovalStats = field(default_factory=ApprovalStats)
+
+    async def ask_person(self, question: Question) -> Answer:
+        """Put `question` to the client's user with the clock stopped (a person's wait is
+        not the program's time). Only when `ask` is set; raises what `ask` raises."""
+        assert self.ask is not None
+        self.clock.pause()
+        try:
+            return await self.ask(question)
+        finally:
+            self.clock.resume()

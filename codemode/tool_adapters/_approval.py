@@ -132,9 +132,8 @@ async def approve(
             mark.approved = True
         return
     stats.asked += 1
-    context.clock.pause()
     try:
-        answer = await context.ask(question(server, tool, label, arguments, why))
+        answer = await context.ask_person(question(server, tool, label, arguments, why))
     except TimeoutError:
         raise ToolCallError(
             f"{label} needed a person's approval ({why}) and none came within "
@@ -152,8 +151,6 @@ async def approve(
             ErrorKind.APPROVAL_UNAVAILABLE,
             **details,
         ) from None
-    finally:
-        context.clock.resume()
     if answer.action == "accept":
         stats.granted += 1
         if mark is not None:

@@ -168,11 +168,10 @@ async def ask(
             "cannot ask its user",
         )
     question = question_of(server, params)
-    context.clock.pause()
     for entry in entries:
         entry.hold()
     try:
-        answer = await context.ask(question)
+        answer = await context.ask_person(question)
     except TimeoutError:
         return types.ElicitResult(action="cancel")
     except Exception as exc:  # noqa: BLE001 - the client could not ask: the server is told
@@ -181,7 +180,6 @@ async def ask(
     finally:
         for entry in entries:
             entry.release()
-        context.clock.resume()
     content = answer.content if answer.action == "accept" else None
     if getattr(params, "mode", "form") == "url":
         content = None
