@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-from codemode.wasm_runtime import SandboxPool
+import pytest
+
+from codemode.wasm_runtime import FunctionSpec, Param, SandboxPool
 
 
 async def test_gather_of_20_calls_crosses_in_one_batch(run):
@@ -113,3 +115,51 @@ async def test_a_lone_surrogate_in_an_error_or_the_output_does_not_break_the_san
     assert r.error.message == "bad \ufffd"
     assert r.stdout.startswith("out ")
     assert (await run("'\\ud800 ok'")).result == "\ufffd ok"
+
+
+class _ChangingHost:
+    """A host whose catalog changes between runs: as a tuple it keeps (as ToolBridge
+    does) or as a new list on every call."""
+
+    def __init__(self, as_tuple: bool) -> None:
+        self.as_tuple = as_tuple
+        self.names = ("alpha",)
+
+    def functions(self):
+        specs = [FunctionSpec(n, n, (Param("x", True),), f"{n}(x)", "") for n in self.names]
+        return tuple(specs) if self.as_tuple else specs
+
+    async def call(self, target, args, context=None):
+        return f"{target}:{args['x']}"
+
+
+@pytest.mark.parametrize("as_tuple", [True, False])
+async def test_a_changed_catalog_reaches_every_worker_and_an_old_one_comes_back(as_tuple):
+    # A worker keeps the last catalog it was sent, and its next instance is prepared
+    # with it: each run must still see the catalog of its own moment.
+    host = _ChangingHost(as_tuple)
+    see = "[n for n in ('alpha', 'beta', 'gamma') if n in globals()], await {}(1)"
+    async with SandboxPool(size=2) as pool:
+        await pool.start(workers=2)
+        for names in [("alpha",), ("beta", "gamma"), ("alpha",), ("alpha",), ("gamma",)]:
+            host.names = names
+            # two at once: both workers serve this catalog, whatever they held before
+            runs = await asyncio.gather(
+                *(pool.execute(see.format(names[-1]), host) for _ in range(2))
+            )
+            for r in runs:
+                assert r.ok, r.error
+                assert r.result == [list(names), f"{names[-1]}:1"]
+
+
+async def test_a_session_sees_a_new_catalog_and_keeps_its_names(pool):
+    host = _ChangingHost(True)
+    kept = await pool.keep_instance()
+    try:
+        r = await kept.run("mine = 41\nawait alpha(1)", host)
+        assert r.ok and r.result == "alpha:1", r.error
+        host.names = ("beta",)
+        r = await kept.run("[mine + 1, 'alpha' in globals(), await beta(2)]", host)
+        assert r.ok and r.result == [42, False, "beta:2"], r.error
+    finally:
+        await kept.close()

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
+
 from codemode.wasm_runtime import SandboxPool, _build
 
 
 def test_cache_key_covers_versions_flags_and_guest_sources(monkeypatch, tmp_path):
     base = _build.cache_key()
-    real_version = _build.metadata.version
+    real_version = _build.dist_version
     monkeypatch.setattr(
-        _build.metadata,
-        "version",
+        _build,
+        "dist_version",
         lambda name: "0.0.0-other" if name == "wasmtime" else real_version(name),
     )
     assert _build.cache_key() != base
@@ -27,6 +29,31 @@ def test_cache_key_covers_versions_flags_and_guest_sources(monkeypatch, tmp_path
     assert _build.cache_key() == base
     (guest / "sandbox_guest.py").write_text((guest / "sandbox_guest.py").read_text() + "\n# edit\n")
     assert _build.cache_key() != base
+
+
+def test_versions_are_read_as_importlib_metadata_reads_them():
+    from importlib import metadata
+
+    for name in ("componentize-py", "wasmtime", "tzdata"):
+        assert _build.dist_version(name) == metadata.version(name)
+
+
+def test_a_checked_file_is_trusted_until_it_changes(pool, tmp_path, monkeypatch):
+    folder = _copy_cache(pool, tmp_path)
+    key = pool.artifact.key
+    assert _build._verified(folder, key)  # a copy: a new inode, so checked in full
+    stamp = json.loads((folder / _build.STAMP_NAME).read_text())
+    assert stamp["key"] == key
+
+    def no_hashing(path):
+        raise AssertionError("the sha256 was computed again")
+
+    monkeypatch.setattr(_build, "_sha256_file", no_hashing)
+    assert _build._verified(folder, key)  # the same file: the stamp stands for the check
+    compiled = folder / _build.COMPILED_NAME
+    compiled.write_bytes(compiled.read_bytes())  # rewritten: a new mtime
+    with pytest.raises(AssertionError, match="computed again"):
+        _build._verified(folder, key)
 
 
 def _copy_cache(pool: SandboxPool, tmp_path):

@@ -154,3 +154,20 @@ async def test_guest_writes_to_raw_fd_are_bounded_by_the_host(run):
     )
     assert r.ok
     assert r.stdout.startswith("y" * 1000) and "stdout truncated" in r.stdout
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/environ"), reason="reads /proc")
+async def test_a_worker_process_holds_none_of_the_servers_environment(pool, monkeypatch):
+    # The guest never sees the environment (WASI gets none); the worker process that
+    # hosts it does not hold the server's either (its tokens, say).
+    from codemode.wasm_runtime._process import WorkerProcess
+
+    monkeypatch.setenv("CODEMODE_TEST_SECRET", "s3cr3t-token")
+    worker = await WorkerProcess.start(pool.artifact.compiled, 64 << 20)
+    try:
+        with open(f"/proc/{worker.proc.pid}/environ", "rb") as f:
+            environ = f.read()
+        assert b"s3cr3t-token" not in environ and b"PATH=" not in environ
+        assert os.environ["CODEMODE_TEST_SECRET"] == "s3cr3t-token"
+    finally:
+        await worker.kill()

@@ -53,8 +53,8 @@ class ToolBridge:
         self.federation = federation
         self._routes: dict[str, _Route] = {"call_tool": CALL_TOOL}
         self._built_for = -1
-        self._functions: list[FunctionSpec] = []
-        self._namespaces: list[NamespaceSpec] = []
+        self._functions: tuple[FunctionSpec, ...] = ()
+        self._namespaces: tuple[NamespaceSpec, ...] = ()
 
     def _route(self, route: _Route) -> str:
         key = f"{route.kind}:{route.server}:{route.tool}"
@@ -95,11 +95,11 @@ class ToolBridge:
                 "Call a tool by its server and its original MCP name (e.g. a hyphenated one).",
             )
         )
-        self._functions = specs
-        self._namespaces = [
+        self._functions = tuple(specs)
+        self._namespaces = tuple(
             NamespaceSpec(ns, server, tuple(sorted(catalog.hidden.get(server, {}))))
             for server, ns in sorted(namespaces.items())
-        ]
+        )
         self._built_for = catalog.version
 
     def _resource_functions(self, server: str, ns: str) -> list[FunctionSpec]:
@@ -122,13 +122,14 @@ class ToolBridge:
 
     # -- ToolHost ----------------------------------------------------------------------
 
-    def functions(self) -> list[FunctionSpec]:
+    def functions(self) -> tuple[FunctionSpec, ...]:
+        """The same tuple until the catalog changes (the pool encodes it once)."""
         self._build()
-        return list(self._functions)
+        return self._functions
 
-    def namespace_specs(self) -> list[NamespaceSpec]:
+    def namespace_specs(self) -> tuple[NamespaceSpec, ...]:
         self._build()
-        return list(self._namespaces)
+        return self._namespaces
 
     def label(self, target: str, args: dict[str, Any]) -> str:
         """A call's name for result listings: "namespace.tool" where it can be known."""

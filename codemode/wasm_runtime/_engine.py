@@ -2,12 +2,16 @@
 
 A serialized (precompiled) component only loads into an engine with the same wasmtime
 version and the same flags, so the flags here are part of the build cache key. This module
-imports nothing but the stdlib and wasmtime: the worker runs it without the rest of codemode.
+imports nothing but the stdlib and (in `make_engine`) wasmtime: the worker runs it without
+the rest of codemode, and the server, which never runs wasm itself, never loads wasmtime.
 """
 
 from __future__ import annotations
 
-import wasmtime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import wasmtime
 
 # Flags that change the compiled code. Changing any of them changes the cache key.
 ENGINE_FLAGS: dict[str, object] = {
@@ -24,6 +28,8 @@ HOST_INTERFACE = "codemode:sandbox/host"
 
 
 def make_engine() -> wasmtime.Engine:
+    import wasmtime  # here, not at the top: the server reads ENGINE_FLAGS, only workers load it
+
     config = wasmtime.Config()
     config.epoch_interruption = bool(ENGINE_FLAGS["epoch_interruption"])
     config.cranelift_opt_level = str(ENGINE_FLAGS["cranelift_opt_level"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import hashlib
 import json
 import logging
 import time
@@ -44,6 +45,43 @@ killed. Kept under 1 s so the caller always hears back within timeout + 1 s."""
 MAX_CALL_RECORDS = 50
 """Calls listed one by one in a result (in the order they ended); the rest are only
 counted, so a program of 1,000 calls does not flood the client."""
+
+
+class Catalogs:
+    """The catalog as the guest reads it (JSON text) and its id, made once per catalog:
+    a host that hands back the same sequences (`ToolBridge` does, until its catalog
+    changes) is recognised by identity; any other by the specs' equality."""
+
+    def __init__(self) -> None:
+        self._last: tuple[Any, Any, tuple[str, str]] | None = None
+        self._by_value: dict[tuple[tuple[FunctionSpec, ...], tuple[NamespaceSpec, ...]], Any] = {}
+
+    def encode(
+        self, functions: Sequence[FunctionSpec], namespaces: Sequence[NamespaceSpec]
+    ) -> tuple[str, str]:
+        """(id, JSON text) of a catalog."""
+        last = self._last
+        if last is not None and last[0] is functions and last[1] is namespaces:
+            return last[2]  # the same tuples as last time (tuples: nobody changed them)
+        key = (tuple(functions), tuple(namespaces))
+        encoded = self._by_value.get(key)
+        if encoded is None:
+            text = json.dumps(
+                {
+                    "functions": [f.to_json() for f in functions],
+                    "namespaces": [n.to_json() for n in namespaces],
+                }
+            )
+            encoded = (hashlib.sha256(text.encode()).hexdigest()[:32], text)
+            if len(self._by_value) >= 64:  # a host per identity, say: never unbounded
+                self._by_value.clear()
+            self._by_value[key] = encoded
+        if isinstance(functions, tuple) and isinstance(namespaces, tuple):
+            self._last = (functions, namespaces, encoded)
+        return encoded
+
+
+CATALOGS = Catalogs()
 
 
 class State(enum.Enum):
@@ -109,40 +147,44 @@ class Execution:
         if self.state is State.FINISHED:
             return
         self.state = State.WAITING if paused else State.RUNNING
-        if self.worker.alive and not self.worker.writer.is_closing():
+        if self.worker.writable:
             self.worker.send(P.CLOCK, P.SEQ.pack(self.seq) + (b"P" if paused else b"R"))
 
-    def _options(self, functions: Sequence[FunctionSpec], namespaces: Sequence[NamespaceSpec]):
-        return {
+    async def run(self, code: str) -> ExecutionResult:
+        """Run `code`; the answer always comes within timeout_s + 1 s of program time."""
+        host = self.tool_host
+        functions = host.functions() if host is not None else ()
+        list_namespaces = getattr(host, "namespace_specs", None)
+        namespaces = list_namespaces() if list_namespaces is not None else ()
+        catalog_id, catalog = CATALOGS.encode(functions, namespaces)
+        options = {
             "session": self.keep,
-            "functions": [f.to_json() for f in functions],
-            "namespaces": [n.to_json() for n in namespaces],
+            "catalog_id": catalog_id,
             "limits": {
                 "max_stdout_bytes": self.limits.max_stdout_bytes,
                 "max_result_bytes": self.limits.max_result_bytes,
             },
         }
-
-    async def run(self, code: str) -> ExecutionResult:
-        """Run `code`; the answer always comes within timeout_s + 1 s of program time."""
-        host = self.tool_host
-        functions = list(host.functions()) if host is not None else []
-        list_namespaces = getattr(host, "namespace_specs", None)
-        namespaces = list(list_namespaces()) if list_namespaces is not None else []
-        request = {
+        request: dict[str, Any] = {
             "seq": self.seq,
             "code": code,
-            "options": json.dumps(self._options(functions, namespaces)),
+            "options": json.dumps(options),
             "timeout_s": self.limits.timeout_s,
             "memory_bytes": memory_bytes(self.limits),
             "max_stdout_bytes": self.limits.max_stdout_bytes,
             "keep": self.keep,
+            "catalog_id": catalog_id,
         }
+        if self.worker.catalog_id != catalog_id:  # a worker keeps the last one it was sent
+            request["catalog"] = catalog
+            self.worker.catalog_id = catalog_id
         self.state = State.RUNNING
+        self.worker.listen(self._take_calls)
         self.worker.send(P.EXECUTE, json.dumps(request).encode())
         try:
             return await self._receive()
         finally:
+            self.worker.listen(None)
             self.state = State.FINISHED
             await self._stop_calls()
             asked = self.context.approvals
@@ -171,20 +213,26 @@ class Execution:
                     if self.clock.paused or self.clock.elapsed_s < allowed:
                         continue
                     raise
-                if kind == P.CALLS:
-                    self._start_calls(payload)
-                elif kind == P.RESULT:
+                if kind == P.RESULT:
                     self.healthy = True
                     result = self.outcomes.finished(payload)
                     self.kept = self.outcomes.kept
                     return result
         except asyncio.TimeoutError:
             return self.outcomes.timed_out()
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except ConnectionError:
             await self.worker.kill()
             return self.outcomes.died(self.worker.proc.returncode)
 
     # -- tool calls --------------------------------------------------------------------
+
+    def _take_calls(self, kind: int, payload: bytes) -> bool:
+        """The worker's frames as they arrive: a batch of calls starts now (in the loop
+        turn that read it); anything else is for `_receive`."""
+        if kind != P.CALLS:
+            return False
+        self._start_calls(payload)
+        return True
 
     def _start_calls(self, payload: bytes) -> None:
         if P.SEQ.unpack_from(payload)[0] != self.seq or self.state is State.FINISHED:
@@ -269,7 +317,7 @@ class Execution:
         else:
             failure = {"type": str(error.kind), "message": error.message, "details": error.details}
             body = json.dumps({"id": call_id, "ok": False, "error": failure}, default=str)
-        if self.worker.alive and not self.worker.writer.is_closing():
+        if self.worker.writable:
             self.worker.send(
                 P.COMPLETION, P.SEQ.pack(self.seq) + body.encode("utf-8", "surrogatepass")
             )

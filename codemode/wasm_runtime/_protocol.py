@@ -12,7 +12,9 @@ HEADER = struct.Struct(">IB")
 SEQ = struct.Struct(">I")
 
 # parent -> worker
-EXECUTE = ord("E")  # JSON {"seq", "code", "options", "timeout_s", "memory_bytes"}
+EXECUTE = ord("E")  # JSON {"seq", "code", "options", "timeout_s", "memory_bytes", "keep",
+#                     "catalog_id", "catalog"?}: "catalog" (JSON text) only when the
+#                     worker was not sent that catalog before
 COMPLETION = ord("C")  # SEQ + JSON {"id", "ok", "value" | "error"} (passed to the guest as is;
 #                        "value" is the tool result itself, not a JSON string of it)
 

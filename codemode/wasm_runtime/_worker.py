@@ -1,7 +1,8 @@
 """A sandbox worker process: holds the compiled component, runs one execution at a time.
 
-Started by the pool as `python _worker.py FD COMPILED_PATH` (by path, so it imports only
-the stdlib, wasmtime and its two sibling modules). FD is its end of a socketpair; stdout
+Started by the pool as `python -E -S _worker.py FD COMPILED_PATH MEMORY_BYTES WASMTIME_DIR`
+(by path, with no site and an empty environment, so it imports only the stdlib, wasmtime
+from WASMTIME_DIR and its two sibling modules). FD is its end of a socketpair; stdout
 is never used. Each execution gets a fresh Store and instance; the next one is prepared
 while the worker is idle, so an execution does not wait for instantiation.
 
@@ -19,6 +20,9 @@ import socket
 import sys
 import threading
 import time
+
+if __name__ == "__main__" and len(sys.argv) > 4:
+    sys.path.append(sys.argv[4])  # where wasmtime is (the worker runs without site)
 
 import _protocol as P
 import wasmtime
@@ -83,9 +87,8 @@ class Channel:
 # into a fresh instance pays for page faults on the heap snapshot (~2 ms); this pays it
 # ahead. It is our fixed program, so no user state can be carried by it.
 WARMUP_CODE = "import asyncio\nawait asyncio.sleep(0)\nprint(end='')\n[1][0]"
-WARMUP_OPTIONS = json.dumps(
-    {"functions": [], "limits": {"max_stdout_bytes": 1, "max_result_bytes": 64}}
-)
+WARMUP_LIMITS = {"max_stdout_bytes": 1, "max_result_bytes": 64}
+NO_CATALOG = (None, '{"functions": [], "namespaces": []}')
 
 
 class Output:
@@ -107,6 +110,17 @@ class Output:
         self.dropped += max(0, len(chunk) - max(room, 0))
 
 
+class Ready:
+    """An instance and what it holds: its store, its `run` export, its memory cap and the
+    id of the catalog it was last given."""
+
+    __slots__ = ("catalog_id", "memory_bytes", "run", "store")
+
+    def __init__(self, store: wasmtime.Store, run: wc.Func, memory_bytes: int, catalog_id):
+        self.store, self.run = store, run
+        self.memory_bytes, self.catalog_id = memory_bytes, catalog_id
+
+
 class Worker:
     def __init__(self, channel: Channel, compiled_path: str) -> None:
         self.channel = channel
@@ -116,9 +130,12 @@ class Worker:
         self.linker.add_wasip2()  # wasi:cli/clocks/random/filesystem; never wasi-http
         with self.linker.root() as root, root.add_instance(HOST_INTERFACE) as host:
             host.add_func("wait", self._wait)
-        self.ready: tuple[wasmtime.Store, wc.Func, int] | None = None
-        self.kept: tuple[wasmtime.Store, wc.Func, int] | None = None
+        self.ready: Ready | None = None
+        self.kept: Ready | None = None
         """The instance a run asked to keep (`"keep": true`): the next such run continues it."""
+        self.catalog: tuple[str | None, str] = NO_CATALOG
+        """The last catalog the parent sent (id, JSON): new instances are given it while
+        the worker is idle, and build the next program's globals from it then."""
         self.seq = 0
         self.deadline = 0.0
         self.paused = False
@@ -135,7 +152,7 @@ class Worker:
             time.sleep(EPOCH_TICK_S)
             self.engine.increment_epoch()
 
-    def instantiate(self, memory_bytes: int) -> tuple[wasmtime.Store, wc.Func, int]:
+    def instantiate(self, memory_bytes: int) -> Ready:
         store = wasmtime.Store(self.engine)
         wasi = wasmtime.WasiConfig()  # no preopens, no env, no args, no stdin
         wasi.stdout_custom = self.output
@@ -148,8 +165,10 @@ class Worker:
         assert run is not None, "the component exports no `run`"
         self.deadline = time.monotonic() + 60
         self.paused = False
-        run(store, WARMUP_CODE, WARMUP_OPTIONS)
-        return store, run, memory_bytes
+        catalog_id, catalog = self.catalog
+        options = {"catalog_id": catalog_id, "limits": WARMUP_LIMITS, "prepare": True}
+        run(store, WARMUP_CODE, json.dumps(options), catalog)
+        return Ready(store, run, memory_bytes, catalog_id)
 
     # -- host functions (called by the guest; must never raise) -------------------------
 
@@ -211,31 +230,15 @@ class Worker:
         self.seq = request["seq"]
         memory_bytes = int(request["memory_bytes"])
         timeout_s = float(request["timeout_s"])
-        trap = None
-        outcome = b""
         started = time.monotonic()
         self.deadline = started + timeout_s
         self.paused = False
         self.crossings = 0
         self.output.reset(int(request["max_stdout_bytes"]))
         keep = bool(request.get("keep"))
-        kept, self.kept = self.kept, None
-        try:
-            if keep and kept is not None:
-                ready = kept  # the same instance as the last run: its globals are still there
-            else:
-                ready, self.ready = self.ready, None
-            if ready is None or ready[2] != memory_bytes:
-                ready = self.instantiate(memory_bytes)
-            store, run, _ = ready
-            store.set_epoch_deadline(max(1, round(timeout_s / EPOCH_TICK_S)))
-            outcome = run(store, request["code"], request["options"]).encode("utf-8", "replace")
-            if keep:
-                self.kept = ready
-        except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
-            trap = _classify_trap(str(exc))  # a trapped instance is never run again
-        except Exception as exc:  # noqa: BLE001 - anything else is reported, worker lives on
-            trap = {"type": "SandboxError", "message": f"{type(exc).__name__}: {exc}"}
+        if "catalog" in request:  # new to this worker: it stays until another comes
+            self.catalog = (request["catalog_id"], request["catalog"])
+        trap, outcome = self._run(request, memory_bytes, timeout_s, keep)
         header = {
             "crossings": self.crossings,
             "trap": trap,
@@ -244,8 +247,39 @@ class Worker:
             "kept": self.kept is not None,
         }
         self.channel.send(P.RESULT, json.dumps(header).encode() + b"\n" + outcome)
+        # The run's instance is dropped by now (unless kept), so two are never held at once.
         if self.ready is None and not keep:
             self.ready = self.instantiate(memory_bytes)  # the next execution's fresh instance
+
+    def _run(
+        self, request: dict, memory_bytes: int, timeout_s: float, keep: bool
+    ) -> tuple[dict | None, bytes]:
+        """Run the program in its instance: (trap or None, the guest's outcome JSON)."""
+        kept, self.kept = self.kept, None
+        trap = None
+        outcome = b""
+        try:
+            if keep and kept is not None:
+                ready = kept  # the same instance as the last run: its globals are still there
+            else:
+                ready, self.ready = self.ready, None
+            if ready is None or ready.memory_bytes != memory_bytes:
+                ready = self.instantiate(memory_bytes)
+            store, run = ready.store, ready.run
+            catalog_id, catalog = self.catalog
+            if ready.catalog_id == catalog_id:
+                catalog = ""  # the instance holds it (and, if fresh, its globals are made)
+            ready.catalog_id = catalog_id
+            store.set_epoch_deadline(max(1, round(timeout_s / EPOCH_TICK_S)))
+            options = request["options"]
+            outcome = run(store, request["code"], options, catalog).encode("utf-8", "replace")
+            if keep:
+                self.kept = ready
+        except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
+            trap = _classify_trap(str(exc))  # a trapped instance is never run again
+        except Exception as exc:  # noqa: BLE001 - anything else is reported, worker lives on
+            trap = {"type": "SandboxError", "message": f"{type(exc).__name__}: {exc}"}
+        return trap, outcome
 
     def serve(self) -> None:
         while True:

@@ -14,6 +14,7 @@ Before anything runs, `_cm_precheck` reads the tree against the catalog.
 """
 
 import ast
+import re
 
 from _cm_api import CODE_FILENAME
 
@@ -126,6 +127,10 @@ def _rewrite_loop_runs(body: list) -> None:
 
 GATHER_NAME = "__codemode_gather__"
 
+_AWAIT_OF_A_LIST = re.compile(r"\bawait(?:[\s\\]|#[^\n]*)*[\[(]")
+"""Text that may hold `await [...]` or `await (...)`: blanks, line continuations and
+comments may stand between the two. Where it matches nothing, no such node exists."""
+
 
 def _await_of_lists(tree: ast.AST) -> None:
     """`await [a, b]` / `await [f(x) for x in xs]` (a list is never awaitable) ->
@@ -143,11 +148,15 @@ def _await_of_lists(tree: ast.AST) -> None:
 def compile_program(code: str):
     """(tree, code object, is_async). Raises SyntaxError with the user's line."""
     tree = ast.parse(code, CODE_FILENAME, "exec")
-    _await_of_lists(tree)
     body = tree.body
-    if _has_top_level_await(tree):
+    # Each pass walks the tree in Python; one whose keyword is not in the text has
+    # nothing to find (a keyword cannot appear in the tree without appearing in the text).
+    if _AWAIT_OF_A_LIST.search(code):
+        _await_of_lists(tree)
+    if "run" in code and _has_top_level_await(tree):
         _rewrite_loop_runs(body)
-    _rewrite_returns(body)
+    if "return" in code:
+        _rewrite_returns(body)
     if body and isinstance(body[-1], ast.Expr):
         last = body[-1]
         target = ast.Name(RESULT_NAME, ast.Store())

@@ -27,28 +27,40 @@ _SWALLOWING = frozenset({"create_task", "ensure_future", "wait", "run_coroutine_
 _BUILTIN_NAMES = frozenset(dir(builtins))
 
 
+def _bound_by_import(node) -> list[str]:
+    return [alias.asname or alias.name.partition(".")[0] for alias in node.names]
+
+
+_BINDERS = {
+    **dict.fromkeys((ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef), lambda n: [n.name]),
+    ast.arg: lambda n: [n.arg],
+    ast.Import: _bound_by_import,
+    ast.ImportFrom: _bound_by_import,
+    **dict.fromkeys((ast.Global, ast.Nonlocal), lambda n: n.names),
+    **dict.fromkeys((ast.ExceptHandler, ast.MatchAs, ast.MatchStar), lambda n: [n.name or ""]),
+    ast.MatchMapping: lambda n: [n.rest or ""],
+    **{
+        getattr(ast, kind): lambda n: [n.name]
+        for kind in ("TypeVar", "ParamSpec", "TypeVarTuple")
+        if hasattr(ast, kind)
+    },
+}
+"""The nodes that bind names other than `Name` stores, by type (a dict lookup per node:
+this walk runs before every program)."""
+
+
 def _all_bound(tree: ast.AST) -> set[str]:
     """Every name the program binds, in any scope (an iterative walk: no recursion limit)."""
     bound: set[str] = set()
+    name, load, binders = ast.Name, ast.Load, _BINDERS
     for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
-            bound.add(node.id)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound.add(node.name)
-        elif isinstance(node, ast.arg):
-            bound.add(node.arg)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            for alias in node.names:
-                bound.add(alias.asname or alias.name.partition(".")[0])
-        elif isinstance(node, (ast.Global, ast.Nonlocal)):
-            bound.update(node.names)
-        elif isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)):
-            if node.name:
-                bound.add(node.name)
-        elif isinstance(node, ast.MatchMapping) and node.rest:
-            bound.add(node.rest)
-        elif type(node).__name__ in ("TypeVar", "ParamSpec", "TypeVarTuple"):
-            bound.add(node.name)
+        kind = type(node)
+        if kind is name:
+            if type(node.ctx) is not load:
+                bound.add(node.id)
+        elif kind in binders:
+            bound.update(binders[kind](node))
+    bound.discard("")
     return bound
 
 

@@ -18,6 +18,7 @@ import linecache
 import os
 import random
 import sys
+from typing import ClassVar
 
 import _cm_stdlib
 
@@ -163,8 +164,40 @@ def _restore_import_system() -> None:
     sys.path[:] = _PATH
 
 
+class _Catalog:
+    """The catalog this instance holds: its id, its decoded manifest, and the module
+    globals made from it ahead of time (`prepare`) for the next program, which no
+    program has seen (an instance of a fresh run serves one program)."""
+
+    id = None
+    manifest: ClassVar[dict] = {}
+    prepared: ClassVar[tuple | None] = None  # (env, namespaces, functions) of Registry
+
+    @classmethod
+    def take(cls, options: dict, catalog: str) -> bool:
+        """Take a new catalog, or check that this instance holds the one named."""
+        if catalog:
+            cls.id, cls.manifest = options.get("catalog_id"), json_loads(catalog)
+            cls.prepared = None
+        return options.get("catalog_id") == cls.id
+
+    @classmethod
+    def prepare(cls) -> None:
+        build_globals(cls.manifest, json_dumps, ProgramReturn)
+        cls.prepared = (Registry.env, Registry.namespaces, Registry.functions)
+        Registry.reset()
+
+    @classmethod
+    def fresh_globals(cls) -> dict:
+        if cls.prepared is not None:
+            env, Registry.namespaces, Registry.functions = cls.prepared
+            Registry.env, cls.prepared = env, None
+            return env
+        return build_globals(cls.manifest, json_dumps, ProgramReturn)
+
+
 def _globals_for(options: dict) -> dict:
-    fresh = build_globals(options, json_dumps, ProgramReturn)
+    fresh = _Catalog.fresh_globals()
     if not options.get("session"):
         _Session.env = None
         return fresh
@@ -246,7 +279,15 @@ def _execute_program(code: str, options: dict) -> dict:
 
 
 class WitWorld(wit_world.WitWorld):
-    def run(self, code: str, options: str) -> str:
+    def run(self, code: str, options: str, catalog: str) -> str:
         opts = json_loads(options)
+        if not _Catalog.take(opts, catalog):
+            message = "the host named a catalog this sandbox instance was never given"
+            failed = {"type": "SandboxError", "message": message}
+            outcome = {"ok": False, "result": None, "error": failed}
+            return encode(outcome, 65536)
         outcome = _execute(code, opts)
-        return encode(outcome, int(opts.get("limits", {}).get("max_result_bytes", 65536)))
+        reply = encode(outcome, int(opts.get("limits", {}).get("max_result_bytes", 65536)))
+        if opts.get("prepare"):  # the worker's warm-up: the next program's globals, now
+            _Catalog.prepare()
+        return reply
