@@ -15,6 +15,9 @@ What is counted:
 - wall time: tool time as the client sees it, with each demo tool call delayed by the
   given latency. Model time is not included (it can't be measured without a model); plain
   tool calling has more turns, each adding one.
+- CPU per tool call (team expenses as it grows; Linux, read from /proc): of the
+  `codemode serve` process (MCP, federation, pool) and of its sandbox workers, over the
+  program's runs; beside it the plain client's own CPU per call, for scale.
 
 Writes benchmarks/results/brief.md, brief.json and brief_context.png (matplotlib, from
 the `bench` extra). Last line: one JSON object.
@@ -25,9 +28,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -74,25 +79,66 @@ def tokens(n_bytes: int) -> int:
 async def plain(config: Path, fn: Any, parallel: bool) -> PlainAgent:
     async with plain_connections(config) as connections:
         agent = PlainAgent(connections, parallel=parallel)
+        started = time.process_time()
         await fn(agent)
+        agent.cpu_s = time.process_time() - started  # the client's own CPU (MCP, JSON)
         return agent
 
 
+def _cpu_s(pid: int) -> float:
+    """A process's CPU time so far (user + system), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int((entry / "stat").read_text().rpartition(")")[2].split()[1]) == pid:
+                found.append((int(entry.name), (entry / "cmdline").read_bytes().decode()))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def host_cpu() -> dict[str, float] | None:
+    """CPU seconds so far of `codemode serve` (the host: MCP, federation, pool) and of its
+    sandbox workers; None where /proc is not there to read."""
+    if not Path("/proc/self/stat").exists():
+        return None
+    serve = [pid for pid, cmd in _children(os.getpid()) if "codemode\0serve" in cmd]
+    if not serve:
+        return None
+    workers = [pid for pid, cmd in _children(serve[0]) if "_worker.py" in cmd]
+    return {"serve": _cpu_s(serve[0]), "workers": sum(_cpu_s(p) for p in workers)}
+
+
 async def codemode_runs(config: Path, programs: dict[str, str], repeat: int) -> dict[str, Any]:
-    """Each program `repeat` times over one session; wall time is the median."""
+    """Each program `repeat` times over one session; wall time is the median, host CPU per
+    tool call is over all its runs."""
     out: dict[str, Any] = {}
     async with codemode_session(config) as session:
         for key, code in programs.items():
+            before = host_cpu()
             runs = [await run_program(session, code) for _ in range(repeat)]
+            after = host_cpu()
             bad = [r for r in runs if not r.ok]
             if bad:
                 raise RuntimeError(f"{key} failed: {bad[0].text}")
+            calls = runs[0].structured["stats"]["tool_calls"]
             out[key] = {
                 "wall_ms": statistics.median(r.wall_ms for r in runs),
                 "context_bytes": runs[0].context_bytes,
                 "bytes_returned": runs[0].structured["stats"]["bytes_returned"],
-                "tool_calls": runs[0].structured["stats"]["tool_calls"],
+                "tool_calls": calls,
             }
+            if before and after and calls:
+                per = 1000 / (calls * repeat)
+                out[key]["serve_cpu_ms_per_call"] = (after["serve"] - before["serve"]) * per
+                out[key]["worker_cpu_ms_per_call"] = (after["workers"] - before["workers"]) * per
     return out
 
 
@@ -149,6 +195,9 @@ async def scaling_case(tmp: Path, size: int, latency: float, repeat: int) -> dic
         "wall_ms_plain_sequential": seq_ms,
         "wall_ms_plain_parallel": par.tool_ms,
         "wall_ms_codemode": cm["brief"]["wall_ms"],
+        "serve_cpu_ms_per_call": cm["brief"].get("serve_cpu_ms_per_call"),
+        "worker_cpu_ms_per_call": cm["brief"].get("worker_cpu_ms_per_call"),
+        "client_cpu_ms_per_call_plain": par.cpu_s * 1000 / calls if calls else None,
     }
 
 
@@ -181,15 +230,24 @@ def render(brief: list[dict[str, Any]], scaling: list[dict[str, Any]]) -> str:
         "does; codemode (summary) returns a count, the total overage and the top five.",
         "",
         "| team | latency | tool calls | context: plain | codemode (brief) | codemode (summary) "
-        "| wall: plain one at a time / plain parallel / codemode |",
-        "|---|---|---|---|---|---|---|",
+        "| wall: plain one at a time / plain parallel / codemode | codemode / parallel "
+        "| CPU per call: serve + workers (plain client) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in scaling:
+        ratio = r["wall_ms_codemode"] / r["wall_ms_plain_parallel"]
+        cpu = "–"
+        if r.get("serve_cpu_ms_per_call") is not None:
+            cpu = (
+                f"{r['serve_cpu_ms_per_call']:.2f} + {r['worker_cpu_ms_per_call']:.2f} ms "
+                f"({r['client_cpu_ms_per_call_plain']:.2f} ms)"
+            )
         lines.append(
             f"| {r['team_size']:,} | {r['latency_ms']:g} ms | {r['tool_calls']:,} | "
             f"{r['context_bytes_plain']:,} B | {r['context_bytes_codemode']:,} B | "
             f"{r['context_bytes_codemode_summary']:,} B | {ms(r['wall_ms_plain_sequential'])} / "
-            f"{ms(r['wall_ms_plain_parallel'])} / {ms(r['wall_ms_codemode'])} |"
+            f"{ms(r['wall_ms_plain_parallel'])} / {ms(r['wall_ms_codemode'])} | {ratio:.2f} "
+            f"| {cpu} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -263,6 +321,14 @@ async def main(sizes: list[int], latencies: list[float], repeat: int) -> dict[st
         figures["speedup_50ms_vs_parallel_tool_calling"] = round(
             slow["wall_ms_plain_parallel"] / slow["wall_ms_codemode"], 2
         )
+    for latency in sorted({r["latency_ms"] for r in scaling}):
+        row = pick(scaling, team_size=10_000, latency_ms=latency)
+        if row:
+            tag = f"10000_{latency:g}ms"
+            figures[f"wall_ratio_vs_parallel_{tag}"] = round(
+                row["wall_ms_codemode"] / row["wall_ms_plain_parallel"], 3
+            )
+            figures[f"serve_cpu_ms_per_call_{tag}"] = row.get("serve_cpu_ms_per_call")
     if big:
         figures["bytes_returned_10000"] = big["bytes_returned"]
         figures["bytes_returned_10000_summary"] = big["bytes_returned_summary"]

@@ -135,6 +135,8 @@ class Execution:
         start in the same loop turn; the batch of a gather then finishes together)."""
         self._on_call_done = on_call_done
         self._calls_done = 0
+        self._outbox: list[bytes] = []
+        """Completion frames not yet written (see `_flush`)."""
         label = getattr(tool_host, "label", None)
         self._label: Callable[[str, dict[str, Any]], str] = label or (lambda target, _: target)
 
@@ -317,7 +319,16 @@ class Execution:
         else:
             failure = {"type": str(error.kind), "message": error.message, "details": error.details}
             body = json.dumps({"id": call_id, "ok": False, "error": failure}, default=str)
-        if self.worker.writable:
-            self.worker.send(
-                P.COMPLETION, P.SEQ.pack(self.seq) + body.encode("utf-8", "surrogatepass")
-            )
+        payload = P.SEQ.pack(self.seq) + body.encode("utf-8", "surrogatepass")
+        self._outbox.append(P.frame(P.COMPLETION, payload))
+        if len(self._calls) <= 1:
+            self._flush()  # the only call in flight: nothing to wait for
+        elif len(self._outbox) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Send the completions made so far in one write: calls that end in the same
+        loop turn (a gather's, on a timer) reach the guest in one crossing."""
+        frames, self._outbox = self._outbox, []
+        if frames and self.worker.writable:
+            self.worker.send_frames(b"".join(frames))

@@ -161,9 +161,13 @@ class WorkerProcess:
         self._frames.handler = handler
 
     def send(self, kind: int, payload: bytes) -> None:
+        self.send_frames(P.frame(kind, payload))
+
+    def send_frames(self, data: bytes) -> None:
+        """Write whole frames (one, or several joined)."""
         transport = self._frames.transport
         if transport is not None and not transport.is_closing():
-            transport.write(P.frame(kind, payload))
+            transport.write(data)
 
     @property
     def writable(self) -> bool:

@@ -35,7 +35,14 @@ def _did_you_mean(name, options) -> str:
     return f"; did you mean {', '.join(close)}?" if close else ""
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+"""Argument types that are always JSON as they are (a float may be NaN; containers may
+hold anything): no encoding is needed to know it."""
+
+
 def jsonable_arg(name: str, value, dumps):
+    if type(value) in _PLAIN:
+        return value
     try:
         dumps(value, allow_nan=False)
         return value

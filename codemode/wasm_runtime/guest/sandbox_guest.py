@@ -37,6 +37,7 @@ from _cm_bridge import MISSED, json_dumps, json_loads
 from _cm_outcome import encode, error, unawaited_notes
 from _cm_precheck import PreCheckFailed, precheck
 from _cm_program import RESULT_NAME, ProgramReturn, compile_program
+from _cm_rehearsal import rehearse
 
 install_loop()
 sys.meta_path.append(MissingModules)
@@ -291,3 +292,13 @@ class WitWorld(wit_world.WitWorld):
         if opts.get("prepare"):  # the worker's warm-up: the next program's globals, now
             _Catalog.prepare()
         return reply
+
+
+def _forget_rehearsal() -> None:
+    _Catalog.id, _Catalog.manifest, _Catalog.prepared = None, {}, None
+    _Session.env = None
+    bridge.reset()
+    bridge.next_id = 1
+
+
+rehearse(WitWorld().run, _forget_rehearsal)  # at build time: see _cm_rehearsal
