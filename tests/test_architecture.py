@@ -33,6 +33,14 @@ def test_the_sandbox_loads_no_mcp_code():
     assert not {m for m in loaded if m.startswith(("codemode.tool_adapters", "codemode.server"))}
 
 
+def test_the_server_side_of_the_sandbox_loads_neither_wasmtime_nor_anyio():
+    # Only worker processes run wasm; the pool that drives them needs neither (each
+    # was tens of milliseconds of every cold start, and memory in every server).
+    loaded = modules_after_import("codemode.wasm_runtime")
+    assert "wasmtime" not in loaded and "anyio" not in loaded
+    assert "importlib.metadata" not in loaded  # versions are read off .dist-info names
+
+
 @pytest.mark.parametrize(
     "path", sorted(p for p in (ROOT / "codemode").rglob("*.py")), ids=lambda p: p.name
 )
