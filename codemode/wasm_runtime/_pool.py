@@ -183,6 +183,20 @@ class SandboxPool:
             async with self._available:
                 self._available.notify_all()
 
+    def _give_back(self, worker: WorkerProcess) -> None:
+        """A healthy worker goes back to the idle list at once; waiters are woken by a
+        callback (notifying needs the condition's lock, which is taken there)."""
+        self._busy.discard(worker)
+        self._idle.append(worker)
+        if self._line.waiting:
+            task = asyncio.get_running_loop().create_task(self._notify())
+            self._cleanups.add(task)  # held: the loop keeps only weak references
+            task.add_done_callback(self._cleanups.discard)
+
+    async def _notify(self) -> None:
+        async with self._available:
+            self._available.notify_all()
+
     async def _release(self, worker: WorkerProcess, healthy: bool) -> None:
         self._busy.discard(worker)
         if healthy and worker.alive and not self._closed:
@@ -219,6 +233,9 @@ class SandboxPool:
         try:
             yield execution
         finally:
+            if execution.healthy and worker.alive and not self._closed:
+                self._give_back(worker)  # no await: nothing for a cancel to interrupt
+                return
             # Shielded, in a task of the pool's: a cancelled caller (an MCP client's cancel
             # arrives as an anyio cancel scope, which cancels every later await too) must
             # still get its worker killed and replaced.
@@ -267,6 +284,10 @@ class FairLine:
     def __init__(self) -> None:
         self._queues: dict[str, list[object]] = {}  # insertion order is the rotation
         self._who: dict[object, str] = {}
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self._who)
 
     def join(self, who: str) -> object:
         ticket = object()
