@@ -131,7 +131,7 @@ async def _check_servers(report: _Report, config: Config) -> None:
 async def _check_sandbox(report: _Report) -> None:
     started = time.monotonic()
     try:
-        async with SandboxPool(size=1) as pool:
+        async with SandboxPool(size=1, quick_start=False) as pool:
             artifact = pool.artifact
             ready_s = time.monotonic() - started
             result = await pool.execute(SELF_TEST, _SelfTestHost())

@@ -71,7 +71,7 @@ class RecordingHost:
 
 @pytest.fixture(scope="session")
 async def pool() -> AsyncIterator[SandboxPool]:
-    async with SandboxPool(size=2) as p:
+    async with SandboxPool(size=2, quick_start=False) as p:
         await p.start(workers=2)
         yield p
 

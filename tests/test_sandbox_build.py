@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 
 import pytest
 
-from codemode.wasm_runtime import SandboxPool, _build
+from codemode.errors import ErrorKind
+from codemode.wasm_runtime import SandboxPool, _build, _component
 
 
 def test_cache_key_covers_versions_flags_and_guest_sources(monkeypatch, tmp_path):
@@ -23,9 +25,10 @@ def test_cache_key_covers_versions_flags_and_guest_sources(monkeypatch, tmp_path
     monkeypatch.setitem(_build.ENGINE_FLAGS, "cranelift_opt_level", "none")
     assert _build.cache_key() != base
     monkeypatch.undo()
+    assert _build.cache_key("baseline") != base
     guest = tmp_path / "guest"
     shutil.copytree(_build.GUEST_DIR, guest)
-    monkeypatch.setattr(_build, "GUEST_DIR", guest)
+    monkeypatch.setattr(_component, "GUEST_DIR", guest)
     assert _build.cache_key() == base
     (guest / "sandbox_guest.py").write_text((guest / "sandbox_guest.py").read_text() + "\n# edit\n")
     assert _build.cache_key() != base
@@ -35,7 +38,7 @@ def test_versions_are_read_as_importlib_metadata_reads_them():
     from importlib import metadata
 
     for name in ("componentize-py", "wasmtime", "tzdata"):
-        assert _build.dist_version(name) == metadata.version(name)
+        assert _component.dist_version(name) == metadata.version(name)
 
 
 def test_a_checked_file_is_trusted_until_it_changes(pool, tmp_path, monkeypatch):
@@ -85,10 +88,44 @@ async def test_truncated_cache_is_rebuilt_and_then_runs(pool, tmp_path, monkeypa
     monkeypatch.setenv("CODEMODE_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(_build, "_verified_cache", {})
     messages: list[str] = []
-    async with SandboxPool(size=1, progress=messages.append) as fresh:
+    async with SandboxPool(size=1, progress=messages.append, quick_start=False) as fresh:
         assert fresh.artifact.built_now and fresh.artifact.compiled == compiled
         result = await fresh.execute("6 * 7")
     assert result.result == 42
     assert any("discarding cached sandbox" in m for m in messages)
     meta = json.loads((folder / _build.META_NAME).read_text())
     assert meta["compiled_size"] == compiled.stat().st_size
+
+
+async def test_an_empty_cache_starts_on_baseline_code_then_moves_to_optimized(
+    pool, tmp_path, monkeypatch
+):
+    # The component is platform-independent and kept apart from the compiled code; with
+    # it at hand, a start on an empty cache compiles baseline code (Winch) first, answers
+    # on it, and moves its workers to the optimized code when that compile is done.
+    root = pool.artifact.compiled.parent.parent
+    key = _component.component_key()
+    shutil.copytree(root / f"component-{key[:24]}", tmp_path / "sandbox" / f"component-{key[:24]}")
+    monkeypatch.setenv("CODEMODE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_build, "_verified_cache", {})
+    messages: list[str] = []
+    async with SandboxPool(size=1, progress=messages.append) as fresh:
+        assert fresh.artifact.strategy == "baseline"
+        assert any("component cached" in m for m in messages)
+        assert not any("componentize" in m for m in messages)
+        first_worker = fresh.worker_pids
+        r = await fresh.execute("sum(i * i for i in range(1000))")
+        assert r.ok and r.result == 332833500
+        # the CPU deadline holds on baseline code too (epoch interruption)
+        r = await fresh.execute("while True:\n    pass", limits=fresh.limits.replace(timeout_s=1))
+        assert not r.ok and r.error.kind == ErrorKind.TIMEOUT, r.error
+        for _ in range(600):
+            if fresh.artifact.strategy == "optimized":
+                break
+            await asyncio.sleep(0.1)
+        assert fresh.artifact.strategy == "optimized"
+        r = await fresh.execute("sum(range(10))")
+        assert r.ok and r.result == 45
+        assert fresh.worker_pids and fresh.worker_pids != first_worker
+        worker = fresh._idle[0]
+        assert worker.compiled == fresh.artifact.compiled

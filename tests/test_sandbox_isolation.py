@@ -138,7 +138,7 @@ def test_component_imports_no_wasi_http_and_host_never_links_it(pool):
 
     from codemode.wasm_runtime._engine import make_engine
 
-    engine = make_engine()
+    engine = make_engine(pool.artifact.strategy)
     component = wc.Component.deserialize_file(engine, str(pool.artifact.compiled))
     imports = set(component.type.imports(engine))
     assert "codemode:sandbox/host" in imports
@@ -163,7 +163,7 @@ async def test_a_worker_process_holds_none_of_the_servers_environment(pool, monk
     from codemode.wasm_runtime._process import WorkerProcess
 
     monkeypatch.setenv("CODEMODE_TEST_SECRET", "s3cr3t-token")
-    worker = await WorkerProcess.start(pool.artifact.compiled, 64 << 20)
+    worker = await WorkerProcess.start(pool.artifact.compiled, 64 << 20, pool.artifact.strategy)
     try:
         with open(f"/proc/{worker.proc.pid}/environ", "rb") as f:
             environ = f.read()

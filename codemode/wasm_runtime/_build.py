@@ -30,12 +30,9 @@ from pathlib import Path
 
 from .._paths import cache_dir
 from ..errors import SandboxBuildError
-from ._engine import ENGINE_FLAGS
+from ._component import GUEST_DIR, component_key, dist_version, find_component, sha256_file
+from ._engine import BASELINE, ENGINE_FLAGS, OPTIMIZED
 
-GUEST_DIR = Path(__file__).parent / "guest"
-GUEST_MODULE = "sandbox_guest"
-WORLD = "sandbox"
-COMPONENT_NAME = "sandbox.wasm"
 COMPILED_NAME = "sandbox.cwasm"
 META_NAME = "meta.json"
 STAMP_NAME = "verified.json"
@@ -55,6 +52,8 @@ class Artifact:
     key: str
     built_now: bool
     build_s: float | None = None
+    strategy: str = OPTIMIZED
+    """How it was compiled (`_engine`): a worker's engine must be made the same way."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -63,54 +62,22 @@ def sandbox_modules() -> tuple[str, ...]:
     return tuple(runpy.run_path(str(GUEST_DIR / "_cm_stdlib.py"))["OFFERED"])
 
 
-def _guest_files() -> list[Path]:
-    files = [*GUEST_DIR.glob("*.py"), *(GUEST_DIR / "wit").glob("*.wit")]
-    return sorted(files)
-
-
-def dist_version(name: str) -> str:
-    """The installed version of distribution `name`, read off its `.dist-info` folder's
-    name on sys.path (the first, as imports find it). `importlib.metadata` says the same
-    but costs ~35 ms to import and search, on every server start; it is the fallback."""
-    prefix = name.replace("-", "_").lower() + "-"
-    for entry in sys.path:
-        try:
-            names = os.listdir(entry or ".")
-        except OSError:
-            continue
-        for found in names:
-            if found.endswith(".dist-info") and found.lower().startswith(prefix):
-                return found[len(prefix) : -len(".dist-info")]
-    from importlib import metadata
-
-    return metadata.version(name)
-
-
-def cache_key() -> str:
-    digest = hashlib.sha256()
-    for path in _guest_files():
-        digest.update(path.relative_to(GUEST_DIR).as_posix().encode())
-        digest.update(b"\0")
-        digest.update(path.read_bytes())
-        digest.update(b"\0")
+def cache_key(strategy: str = OPTIMIZED) -> str:
+    """Everything a compiled artifact depends on: its component (`component_key`), the
+    wasmtime version, the engine flags, the compile strategy and the platform."""
     facts = {
-        "componentize-py": dist_version("componentize-py"),
+        "component": component_key(),
         "wasmtime": dist_version("wasmtime"),
-        "tzdata": dist_version("tzdata"),
         "engine": ENGINE_FLAGS,
+        "strategy": strategy,
         "machine": platform.machine(),
         "platform": sys.platform,
     }
-    digest.update(json.dumps(facts, sort_keys=True).encode())
-    return digest.hexdigest()
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
 def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def _identity(path: Path) -> list[int]:
@@ -175,48 +142,88 @@ _verified_cache: dict[str, Artifact] = {}
 
 
 def ensure_built(progress: Progress | None = None, *, force: bool = False) -> Artifact:
-    """Return the compiled sandbox, building and compiling it first if the cache has no
-    valid copy. Blocking (for commands without an event loop); see `ensure_built_async`."""
+    """Return the compiled sandbox (optimized), building and compiling it first if the
+    cache has no valid copy. Blocking (for commands without an event loop)."""
     return asyncio.run(ensure_built_async(progress, force=force))
 
 
-async def ensure_built_async(progress: Progress | None = None, *, force: bool = False) -> Artifact:
+async def ensure_built_async(
+    progress: Progress | None = None,
+    *,
+    force: bool = False,
+    strategy: str = OPTIMIZED,
+    quick: bool = False,
+) -> Artifact:
     """Return the compiled sandbox, building and compiling it first if the cache has no
     valid copy. The build runs in a child process; cancelling this stops it (the child is
     killed, its half-made folder removed). Progress messages go to `progress` (default:
-    stderr), each step as it starts."""
+    stderr), each step as it starts.
+
+    `quick`: the optimized artifact if it is there, else the baseline one, compiled now
+    if need be (~3x faster); the caller then has the optimized one built in the
+    background (`SandboxPool` does)."""
     report = progress or _stderr_progress
-    key = cache_key()
+    if quick and not force:
+        found = _cached(OPTIMIZED) or _cached(BASELINE)
+        if found is not None:
+            return found
+        strategy = BASELINE
+    key = cache_key(strategy)
     if not force and key in _verified_cache:
         return _verified_cache[key]
     root = cache_dir() / "sandbox"
     folder = root / key[:24]
     if not force and _verified(folder, key):  # no lock needed (a read-only cache works)
-        artifact = _verified_cache[key] = Artifact(folder / COMPILED_NAME, key, built_now=False)
+        artifact = _verified_cache[key] = Artifact(
+            folder / COMPILED_NAME, key, built_now=False, strategy=strategy
+        )
         return artifact
     async with _locked(root / f"{key[:24]}.lock"):
         if not force and _verified(folder, key):
-            artifact = Artifact(folder / COMPILED_NAME, key, built_now=False)
+            artifact = Artifact(folder / COMPILED_NAME, key, built_now=False, strategy=strategy)
         else:
             if folder.exists():
                 report(f"discarding cached sandbox at {folder} (stale or incomplete)")
             started = time.monotonic()
-            await _build_into(folder, key, report)
+            await _build_into(folder, key, report, strategy)
             artifact = Artifact(
-                folder / COMPILED_NAME, key, built_now=True, build_s=time.monotonic() - started
+                folder / COMPILED_NAME,
+                key,
+                built_now=True,
+                build_s=time.monotonic() - started,
+                strategy=strategy,
             )
     _verified_cache[key] = artifact
     return artifact
 
 
-async def _build_into(folder: Path, key: str, report: Progress) -> None:
+def _cached(strategy: str) -> Artifact | None:
+    """The artifact of `strategy` if the cache holds a valid one (no build)."""
+    key = cache_key(strategy)
+    if key in _verified_cache:
+        return _verified_cache[key]
+    folder = cache_dir() / "sandbox" / key[:24]
+    if not _verified(folder, key):
+        return None
+    artifact = _verified_cache[key] = Artifact(
+        folder / COMPILED_NAME, key, built_now=False, strategy=strategy
+    )
+    return artifact
+
+
+async def _build_into(folder: Path, key: str, report: Progress, strategy: str) -> None:
     staging = folder.with_name(folder.name + f".tmp{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    report(
-        "building the sandbox (CPython -> WebAssembly -> native code; ~15-20 s, once per version)"
-    )
-    cmd = [sys.executable, "-m", "codemode.wasm_runtime._build", str(staging)]
+    component, source = find_component(folder.parent, component_key())
+    if component is None:
+        report(
+            "building the sandbox (CPython -> WebAssembly -> native code; ~15-20 s, once "
+            "per version)"
+        )
+    else:
+        report(f"compiling the sandbox ({strategy}; its component {source})")
+    cmd = [sys.executable, "-m", "codemode.wasm_runtime._build", str(staging), strategy]
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
     env["PYTHONUNBUFFERED"] = "1"  # its progress lines arrive as they are printed
@@ -236,6 +243,7 @@ async def _build_into(folder: Path, key: str, report: Progress) -> None:
     compiled = staging / COMPILED_NAME
     meta = {
         "key": key,
+        "strategy": strategy,
         "compiled_size": compiled.stat().st_size,
         "compiled_sha256": _sha256_file(compiled),
         "built_at": time.time(),
@@ -294,60 +302,31 @@ async def _run_reporting(
     return proc.returncode or 0, output
 
 
-def _child_build(staging: Path) -> None:
-    """Runs in the build child: componentize, then compile and serialize."""
-    import componentize_py
+def _child_build(staging: Path, strategy: str) -> None:
+    """Runs in the build child: the component (from the cache or the package, else made
+    now), then compiled with `strategy` and serialized."""
+    from ._component import componentize
 
-    started = time.monotonic()
-    component = staging / COMPONENT_NAME
-    # Packages the guest reads at build time only (zone data), on a path of their own so
-    # that nothing else of this environment's site-packages is visible to the guest.
-    extra = staging / "build-path"
-    import tzdata
-
-    shutil.copytree(Path(tzdata.__file__).parent, extra / "tzdata")
-    argv = [
-        "componentize-py",
-        "--wit-path",
-        str(GUEST_DIR / "wit"),
-        "--world",
-        WORLD,
-        "--quiet",
-        "componentize",
-        "--python-path",
-        str(GUEST_DIR),
-        "--python-path",
-        str(extra),
-        GUEST_MODULE,
-        "--output",
-        str(component),
-    ]
-    sys.argv = argv
-    print("step: componentize: CPython and the guest into a WebAssembly component", flush=True)
-    cwd = os.getcwd()
-    os.chdir(staging)  # componentize-py may write scratch files in the working directory
-    try:
-        componentize_py.script()
-    except SystemExit as exit_:
-        if exit_.code not in (0, None):
-            raise
-    finally:
-        os.chdir(cwd)
-    built = time.monotonic()
-    print(f"progress: component built in {built - started:.1f} s", flush=True)
+    root = staging.parent
+    key = component_key()
+    component, _ = find_component(root, key)
+    if component is None:
+        print("step: componentize: CPython and the guest into a WebAssembly component", flush=True)
+        started = time.monotonic()
+        component = componentize(root / f"component-{key[:24]}", key)
+        print(f"progress: component built in {time.monotonic() - started:.1f} s", flush=True)
 
     from wasmtime import component as wc
 
     from ._engine import make_engine
 
-    print("step: compile: the component to native code (wasmtime, Cranelift)", flush=True)
-    engine = make_engine()
+    print(f"step: compile: the component to native code (wasmtime, {strategy})", flush=True)
+    started = time.monotonic()
+    engine = make_engine(strategy)
     compiled = wc.Component.from_file(engine, str(component)).serialize()
     (staging / COMPILED_NAME).write_bytes(bytes(compiled))
-    component.unlink()  # only the native form is loaded; keeping both doubles the cache size
-    shutil.rmtree(extra, ignore_errors=True)
-    print(f"progress: compiled to native code in {time.monotonic() - built:.1f} s", flush=True)
+    print(f"progress: compiled to native code in {time.monotonic() - started:.1f} s", flush=True)
 
 
 if __name__ == "__main__":
-    _child_build(Path(sys.argv[1]))
+    _child_build(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else OPTIMIZED)

@@ -20,6 +20,7 @@ from .._aio import Background
 from ..context import CallContext
 from ..errors import ErrorKind, WorkerError
 from ._build import Artifact, Progress, ensure_built_async
+from ._engine import OPTIMIZED
 from ._execution import Execution, memory_bytes
 from ._process import WorkerProcess
 from ._types import ExecutionError, ExecutionResult, Limits, ToolHost
@@ -39,10 +40,14 @@ class SandboxPool:
         size: int | None = None,
         limits: Limits | None = None,
         progress: Progress | None = None,
+        quick_start: bool = True,
     ) -> None:
         self.size = max(1, size or min(4, os.cpu_count() or 2))
         self.limits = limits or Limits()
         self._progress = progress
+        self._quick_start = quick_start
+        """On an empty cache, start on baseline-compiled code (~2 s) and move to the
+        optimized code when its compile, in the background, is done (~6 s more)."""
         self._artifact: Artifact | None = None
         self._idle: list[WorkerProcess] = []
         self._busy: set[WorkerProcess] = set()
@@ -80,15 +85,20 @@ class SandboxPool:
         """Build (if needed) and start `workers` workers now; more start on demand."""
         await self.open()
         if self._artifact is None:
-            self._artifact = await ensure_built_async(self._progress)
+            quick = self._quick_start
+            self._artifact = await ensure_built_async(self._progress, quick=quick)
             try:
                 await self._add_worker()
             except WorkerError as exc:
                 # The cached file passed its checksum but this wasmtime cannot load it
                 # (copied from another machine, say): build it anew, once.
                 log.warning("rebuilding the sandbox: a worker could not load it (%s)", exc)
-                self._artifact = await ensure_built_async(self._progress, force=True)
+                self._artifact = await ensure_built_async(
+                    self._progress, force=True, strategy=self._artifact.strategy
+                )
                 await self._add_worker()
+            if self._artifact.strategy != OPTIMIZED:
+                self._background.start_soon(self._upgrade, name="compile the optimized sandbox")
             workers -= 1
         await asyncio.gather(*(self._add_worker() for _ in range(min(workers, self.size - 1))))
 
@@ -119,6 +129,21 @@ class SandboxPool:
     def worker_pids(self) -> list[int]:
         return [w.proc.pid for w in [*self._idle, *self._busy, *(k.worker for k in self._kept)]]
 
+    async def _upgrade(self) -> None:
+        """Compile the optimized artifact, then move to it: new workers start on it, idle
+        ones on the old artifact are replaced now and busy ones when their run ends
+        (sessions keep theirs until they close)."""
+        optimized = await ensure_built_async(self._progress)
+        self._artifact = optimized
+        async with self._available:
+            stale = [w for w in self._idle if w.compiled != optimized.compiled]
+            for worker in stale:
+                self._idle.remove(worker)
+        for worker in stale:
+            self._replace_later()
+            await worker.kill()
+        log.info("the sandbox now runs optimized code (%s)", optimized.compiled)
+
     # -- workers -------------------------------------------------------------------------
 
     async def _add_worker(self, reserved: bool = False) -> None:
@@ -126,7 +151,10 @@ class SandboxPool:
         if not reserved:
             self._starting += 1
         try:
-            worker = await WorkerProcess.start(self.artifact.compiled, memory_bytes(self.limits))
+            artifact = self.artifact
+            worker = await WorkerProcess.start(
+                artifact.compiled, memory_bytes(self.limits), artifact.strategy
+            )
         except BaseException:
             self._starting -= 1
             async with self._available:
@@ -199,7 +227,8 @@ class SandboxPool:
 
     async def _release(self, worker: WorkerProcess, healthy: bool) -> None:
         self._busy.discard(worker)
-        if healthy and worker.alive and not self._closed:
+        current = worker.compiled == self.artifact.compiled
+        if healthy and worker.alive and not self._closed and current:
             async with self._available:
                 self._idle.append(worker)
                 self._available.notify_all()
@@ -233,16 +262,17 @@ class SandboxPool:
         try:
             yield execution
         finally:
-            if execution.healthy and worker.alive and not self._closed:
+            current = worker.compiled == self.artifact.compiled
+            if execution.healthy and worker.alive and not self._closed and current:
                 self._give_back(worker)  # no await: nothing for a cancel to interrupt
-                return
-            # Shielded, in a task of the pool's: a cancelled caller (an MCP client's cancel
-            # arrives as an anyio cancel scope, which cancels every later await too) must
-            # still get its worker killed and replaced.
-            cleanup = asyncio.ensure_future(self._release(worker, execution.healthy))
-            self._cleanups.add(cleanup)
-            cleanup.add_done_callback(self._cleanups.discard)
-            await asyncio.shield(cleanup)
+            else:
+                # Shielded, in a task of the pool's: a cancelled caller (an MCP client's
+                # cancel arrives as an anyio cancel scope, which cancels every later await
+                # too) must still get its worker killed and replaced.
+                cleanup = asyncio.ensure_future(self._release(worker, execution.healthy))
+                self._cleanups.add(cleanup)
+                cleanup.add_done_callback(self._cleanups.discard)
+                await asyncio.shield(cleanup)
 
     async def execute(
         self,
@@ -271,7 +301,10 @@ class SandboxPool:
         outside the pool's count, started now (~0.1 s from a warm cache)."""
         if self._artifact is None:
             await self.start()
-        worker = await WorkerProcess.start(self.artifact.compiled, memory_bytes(self.limits))
+        artifact = self.artifact
+        worker = await WorkerProcess.start(
+            artifact.compiled, memory_bytes(self.limits), artifact.strategy
+        )
         kept = KeptInstance(self, worker)
         self._kept.add(kept)
         return kept

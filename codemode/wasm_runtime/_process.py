@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..errors import WorkerError
 from . import _protocol as P
+from ._engine import OPTIMIZED
 
 WORKER_SCRIPT = Path(__file__).with_name("_worker.py")
 
@@ -104,9 +105,13 @@ class WorkerProcess:
         self.ready_ms = 0.0
         self.catalog_id: str | None = None
         """The id of the last catalog sent to this worker (it keeps it)."""
+        self.compiled: Path | None = None
+        """The artifact it runs (the pool retires workers of a replaced one)."""
 
     @classmethod
-    async def start(cls, compiled: Path, memory_bytes: int) -> WorkerProcess:
+    async def start(
+        cls, compiled: Path, memory_bytes: int, strategy: str = OPTIMIZED
+    ) -> WorkerProcess:
         started = time.monotonic()
         parent_sock, child_sock = socket.socketpair()
         try:
@@ -119,6 +124,7 @@ class WorkerProcess:
                 str(compiled),
                 str(memory_bytes),
                 _wasmtime_path(),
+                strategy,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,  # stdout may be the MCP channel: never share it
                 stderr=None,
@@ -134,6 +140,7 @@ class WorkerProcess:
         loop = asyncio.get_running_loop()
         _, frames = await loop.create_connection(_Frames, sock=parent_sock)
         worker = cls(proc, frames)
+        worker.compiled = compiled
         try:
             kind, payload = await asyncio.wait_for(worker.recv(), WORKER_START_TIMEOUT_S)
         except (asyncio.TimeoutError, ConnectionError) as exc:

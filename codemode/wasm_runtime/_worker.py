@@ -1,6 +1,6 @@
 """A sandbox worker process: holds the compiled component, runs one execution at a time.
 
-Started by the pool as `python -E -S _worker.py FD COMPILED_PATH MEMORY_BYTES WASMTIME_DIR`
+Started by the pool as `python -E -S _worker.py FD COMPILED MEMORY_BYTES WASMTIME_DIR STRATEGY`
 (by path, with no site and an empty environment, so it imports only the stdlib, wasmtime
 from WASMTIME_DIR and its two sibling modules). FD is its end of a socketpair; stdout
 is never used. Each execution gets a fresh Store and instance; the next one is prepared
@@ -26,7 +26,7 @@ if __name__ == "__main__" and len(sys.argv) > 4:
 
 import _protocol as P
 import wasmtime
-from _engine import EPOCH_TICK_S, HOST_INTERFACE, make_engine
+from _engine import EPOCH_TICK_S, HOST_INTERFACE, OPTIMIZED, make_engine
 from wasmtime import component as wc
 
 
@@ -142,9 +142,9 @@ class Ready:
 
 
 class Worker:
-    def __init__(self, channel: Channel, compiled_path: str) -> None:
+    def __init__(self, channel: Channel, compiled_path: str, strategy: str = OPTIMIZED) -> None:
         self.channel = channel
-        self.engine = make_engine()
+        self.engine = make_engine(strategy)
         self.component = wc.Component.deserialize_file(self.engine, compiled_path)
         self.linker = wc.Linker(self.engine)
         self.linker.add_wasip2()  # wasi:cli/clocks/random/filesystem; never wasi-http
@@ -338,7 +338,8 @@ def main() -> None:
     channel = Channel(socket.socket(fileno=int(sys.argv[1])))
     try:
         try:
-            worker = Worker(channel, sys.argv[2])
+            strategy = sys.argv[5] if len(sys.argv) > 5 else OPTIMIZED
+            worker = Worker(channel, sys.argv[2], strategy)
             worker.ready = worker.instantiate(int(sys.argv[3]))
         except Exception as exc:  # noqa: BLE001
             channel.send(P.FATAL, f"{type(exc).__name__}: {exc}".encode())
