@@ -3,6 +3,7 @@ virtual environment, runs the demo. A file missing from the package fails here."
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -25,6 +26,9 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path):
     guest = ROOT / "codemode" / "wasm_runtime" / "guest"
     for source in [*guest.glob("*.py"), *guest.glob("wit/*.wit")]:
         assert source.relative_to(ROOT).as_posix() in names  # the sandbox's own sources
+    # the build hook's component (setup.py): a first start compiles, it does not build
+    for shipped in ("sandbox.wasm", "meta.json"):
+        assert f"codemode/wasm_runtime/prebuilt/{shipped}" in names
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
@@ -42,7 +46,16 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path):
         timeout=600,
         cwd=tmp_path,
         stdin=subprocess.DEVNULL,
+        # an empty cache: the demo's `serve` gets the SDK's default environment (HOME,
+        # not CODEMODE_CACHE_DIR), so the cache is emptied through HOME
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "CODEMODE_"))},
+            "HOME": str(tmp_path / "home"),
+        },
     )
     assert demo.returncode == 0, demo.stderr[-3000:]
     assert "Team members over their Q3 budget" in demo.stdout
     assert "The baseline: the same tool calls" in demo.stdout
+    # an empty cache: the shipped component is compiled, never made again
+    assert "its component shipped with the package" in demo.stderr, demo.stderr[-2000:]
+    assert "componentize" not in demo.stderr

@@ -223,9 +223,15 @@ async def _build_into(folder: Path, key: str, report: Progress, strategy: str) -
         )
     else:
         report(f"compiling the sandbox ({strategy}; its component {source})")
-    cmd = [sys.executable, "-m", "codemode.wasm_runtime._build", str(staging), strategy]
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    # -I: no PYTHONPATH, no user site and not the working directory, where another copy
+    # of codemode (a checkout, say) would be imported instead of this one.
+    root = str(Path(__file__).resolve().parents[2])
+    launch = (
+        f"import sys; sys.path.insert(0, {root!r}); "
+        "from codemode.wasm_runtime._build import _child_build; _child_build(*sys.argv[1:])"
+    )
+    cmd = [sys.executable, "-I", "-c", launch, str(staging), strategy]
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     env["PYTHONUNBUFFERED"] = "1"  # its progress lines arrive as they are printed
     try:
         returncode, output = await _run_reporting(cmd, env, report)
@@ -302,11 +308,12 @@ async def _run_reporting(
     return proc.returncode or 0, output
 
 
-def _child_build(staging: Path, strategy: str) -> None:
+def _child_build(staging: Path | str, strategy: str = OPTIMIZED) -> None:
     """Runs in the build child: the component (from the cache or the package, else made
     now), then compiled with `strategy` and serialized."""
     from ._component import componentize
 
+    staging = Path(staging)
     root = staging.parent
     key = component_key()
     component, _ = find_component(root, key)
@@ -326,7 +333,3 @@ def _child_build(staging: Path, strategy: str) -> None:
     compiled = wc.Component.from_file(engine, str(component)).serialize()
     (staging / COMPILED_NAME).write_bytes(bytes(compiled))
     print(f"progress: compiled to native code in {time.monotonic() - started:.1f} s", flush=True)
-
-
-if __name__ == "__main__":
-    _child_build(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else OPTIMIZED)

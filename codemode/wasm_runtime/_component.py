@@ -100,6 +100,7 @@ def componentize(target: Path, key: str) -> Path:
     import componentize_py
     import tzdata
 
+    target = target.resolve()  # componentize-py runs in the staging folder
     staging = target.with_name(target.name + f".tmp{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)

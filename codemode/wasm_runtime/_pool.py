@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from .._aio import Background
 from ..context import CallContext
 from ..errors import ErrorKind, WorkerError
-from ._build import Artifact, Progress, ensure_built_async
+from ._build import Artifact, Progress, _stderr_progress, ensure_built_async
 from ._engine import OPTIMIZED
 from ._execution import Execution, memory_bytes
 from ._process import WorkerProcess
@@ -142,7 +142,7 @@ class SandboxPool:
         for worker in stale:
             self._replace_later()
             await worker.kill()
-        log.info("the sandbox now runs optimized code (%s)", optimized.compiled)
+        (self._progress or _stderr_progress)("the sandbox now runs optimized code")
 
     # -- workers -------------------------------------------------------------------------
 

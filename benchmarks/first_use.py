@@ -1,0 +1,170 @@
+"""First use after install: `codemode serve` on an empty cache, to its first answer.
+
+    python benchmarks/first_use.py [--skip-wheel]
+
+Builds a wheel of this checkout (`pip wheel`: its build hook puts the sandbox's
+component in the package, see setup.py), installs it into a folder of its own, and
+starts `codemode serve` from it with an empty cache dir; an MCP client (the official SDK,
+over stdio) calls `execute_code` as soon as the server has initialized, and the time
+from starting the process to that call's answer is the figure. The same is measured from
+the source tree (an editable install has no component inside: the first start makes it),
+and each both with no downstream servers and with the demo servers. The server's progress
+lines say which code answered (baseline, then optimized). Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mcp import ClientSession, StdioServerParameters  # noqa: E402
+from mcp.client.stdio import stdio_client  # noqa: E402
+
+from codemode.demo.workflows import demo_servers  # noqa: E402
+
+TARGET_S = 5.0
+PROGRAM = "sum(range(10))"
+
+
+def log(message: str) -> None:
+    print(f"[first_use] {message}", file=sys.stderr, flush=True)
+
+
+def build_wheel(tmp: Path) -> tuple[Path, float]:
+    """A wheel of this checkout installed into tmp/site; (site folder, build seconds)."""
+    started = time.monotonic()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-q",
+            "-w",
+            str(tmp / "wheel"),
+            str(ROOT),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    built = time.monotonic() - started
+    wheel = next((tmp / "wheel").glob("codemode-*.whl"))
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(tmp / "site"),
+            str(wheel),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return tmp / "site", built
+
+
+async def first_answer(
+    site: Path | None, cache: Path, config: Path, errlog: Path
+) -> dict[str, Any]:
+    """Start `codemode serve` (from `site`, else this checkout) and time its first answer."""
+    path = str(site or ROOT)
+    launcher = (
+        f"import sys; sys.path.insert(0, {path!r}); from codemode.cli import main; sys.exit(main())"
+    )
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-c", launcher, "serve", "--config", str(config)],
+        env={**os.environ, "CODEMODE_CACHE_DIR": str(cache)},
+        cwd=str(cache.parent),  # not this checkout: nothing may be imported from it by chance
+    )
+    started = time.monotonic()
+    with errlog.open("w") as err:
+        async with stdio_client(params, errlog=err) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                initialized = time.monotonic() - started
+                result = await session.call_tool("execute_code", {"code": PROGRAM})
+                answered = time.monotonic() - started
+                text = "\n".join(getattr(c, "text", "") for c in result.content)
+                if result.is_error or "45" not in text:
+                    raise RuntimeError(f"the first program failed: {text[:500]}")
+                optimized = None
+                for _ in range(600):  # the optimized code, compiled in the background
+                    if "now runs optimized code" in errlog.read_text():
+                        optimized = time.monotonic() - started
+                        break
+                    await asyncio.sleep(0.1)
+    lines = errlog.read_text().splitlines()
+    return {
+        "initialized_s": round(initialized, 2),
+        "first_answer_s": round(answered, 2),
+        "optimized_ready_s": round(optimized, 2) if optimized else None,
+        "steps": [line.split("codemode: ", 1)[-1] for line in lines if "codemode: " in line][:8],
+    }
+
+
+def write_config(path: Path, with_servers: bool) -> Path:
+    servers = demo_servers(sys.executable, 0, 20) if with_servers else {}
+    path.write_text(json.dumps({"mcpServers": servers}))
+    return path
+
+
+async def main(skip_wheel: bool) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="codemode-first-use-"))
+    rows: dict[str, Any] = {}
+    site = None
+    if not skip_wheel:
+        log("building a wheel of this checkout (its build hook makes the component)")
+        site, built_s = build_wheel(tmp)
+        rows["wheel_build_s"] = round(built_s, 1)
+    for source in (["wheel"] if site else []) + ["source tree"]:
+        for servers in (False, True):
+            label = f"{source}, {'demo servers' if servers else 'no servers'}"
+            cache = tmp / f"cache-{len(rows)}"
+            config = write_config(tmp / f"config-{len(rows)}.json", servers)
+            log(f"{label}: serve on an empty cache")
+            rows[label] = await first_answer(
+                site if source == "wheel" else None, cache, config, tmp / f"err-{len(rows)}.log"
+            )
+            log(f"{label}: {rows[label]}")
+    return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-wheel", action="store_true", help="the source tree only")
+    args = parser.parse_args()
+    rows = asyncio.run(main(args.skip_wheel))
+    print("| install | servers | initialized | first answer | optimized code from |")
+    print("|---|---|---|---|---|")
+    for label, row in rows.items():
+        if isinstance(row, dict):
+            source, servers = label.split(", ")
+            print(
+                f"| {source} | {servers} | {row['initialized_s']} s | **{row['first_answer_s']} s** "
+                f"| {row['optimized_ready_s']} s |"
+            )
+    figures = {
+        label.replace(", ", "_").replace(" ", "_"): row["first_answer_s"]
+        for label, row in rows.items()
+        if isinstance(row, dict)
+    }
+    figures["target_s"] = TARGET_S
+    figures["wheel_build_s"] = rows.get("wheel_build_s")
+    print(json.dumps(figures))
