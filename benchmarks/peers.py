@@ -14,7 +14,8 @@ first result, 200 sequential tool calls (per call), gather of 100 calls to a 50 
 (wall), a pure-Python loop of 1M iterations (ratio to native CPython), the brief's expense
 workflow (20 members, in-process tools), peak RSS (process plus its largest child), and
 stdlib coverage (of 20 common modules). The loop runs twice on every peer, with the same
-text: at module level (its names are globals) and as a function body (fast locals).
+text: at module level (its names are globals) and as a function body (fast locals),
+three times each; the least time counts.
 Writes benchmarks/results/peers.md, peers.json, peers.png. Last line: one JSON object, for each peer the ratio of its figure to codemode's
 for each workload (above 1: codemode is faster / smaller).
 """
