@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 
 import pytest
@@ -163,3 +164,29 @@ async def test_a_session_sees_a_new_catalog_and_keeps_its_names(pool):
         assert r.ok and r.result == [42, False, "beta:2"], r.error
     finally:
         await kept.close()
+
+
+REQUEST = contextvars.ContextVar("request", default="none")
+
+
+class _ContextHost:
+    """Reads the caller's context var in each call, and sets its own in each."""
+
+    def functions(self):
+        return (FunctionSpec("who", "who", (Param("i", True),), "who(i)", ""),)
+
+    async def call(self, target, args, context=None):
+        seen = REQUEST.get()
+        REQUEST.set(f"call {args['i']}")  # in the call's own context: never the others'
+        await asyncio.sleep(0.01)
+        return [seen, REQUEST.get()]
+
+
+async def test_tool_calls_run_in_the_callers_context_each_in_a_copy_of_its_own(pool):
+    # Calls start in the frame reader's callback; they must still see the caller's
+    # context (its trace, its request), and a call's own changes stay its own.
+    REQUEST.set("request 7")
+    r = await pool.execute("await asyncio.gather(*[who(i) for i in range(3)])", _ContextHost())
+    assert r.ok, r.error
+    assert r.result == [["request 7", f"call {i}"] for i in range(3)]
+    assert REQUEST.get() == "request 7"

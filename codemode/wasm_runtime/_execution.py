@@ -12,6 +12,7 @@ be paused while a person answers (approvals), without changing the pool.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
 import hashlib
 import json
@@ -135,6 +136,7 @@ class Execution:
         start in the same loop turn; the batch of a gather then finishes together)."""
         self._on_call_done = on_call_done
         self._calls_done = 0
+        self._context = contextvars.Context()
         self._outbox: list[bytes] = []
         """Completion frames not yet written (see `_flush`)."""
         label = getattr(tool_host, "label", None)
@@ -181,6 +183,9 @@ class Execution:
             request["catalog"] = catalog
             self.worker.catalog_id = catalog_id
         self.state = State.RUNNING
+        # Calls start from the frame reader's callback, which runs in the loop's context,
+        # not this task's: each call gets a copy of this one (the caller's trace, say).
+        self._context = contextvars.copy_context()
         self.worker.listen(self._take_calls)
         self.worker.send(P.EXECUTE, json.dumps(request).encode())
         try:
@@ -272,7 +277,9 @@ class Execution:
                     ),
                 )
                 continue
-            task = asyncio.get_running_loop().create_task(self._call(call_id, target, args))
+            task = self._context.copy().run(
+                asyncio.get_running_loop().create_task, self._call(call_id, target, args)
+            )
             self._calls.add(task)
             task.add_done_callback(self._calls.discard)
 
