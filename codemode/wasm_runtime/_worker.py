@@ -98,9 +98,12 @@ class Channel:
 SPIN_S = 0.0003
 """How long a guest waiting on its tool calls polls the socket before it sleeps. Waking a
 sleeping process costs ~0.1 ms here (a socket round trip between two processes: 165 us
-asleep, 48 us polling), which is most of a fast tool call. A worker polls only while the
-answers come within this window (in-process tools, caches); after one that did not, it
-sleeps at once until one does again, so slow tools cost no CPU for it."""
+asleep, 48 us polling), which is most of a fast tool call."""
+QUICK_S = 0.00075
+"""A worker polls only while answers come within this (in-process tools, caches; sleeping
+adds its wake-up to what is measured, so this is longer than SPIN_S); after an answer
+that took longer (a real downstream server, a timer) it sleeps at once, so slow tools
+cost it no CPU, until answers come this fast again."""
 
 
 # Run on every new instance while the worker is idle, before any user code: the first call
@@ -167,7 +170,7 @@ class Worker:
         self._credited = False
         self.crossings = 0
         self.quick = True
-        """The last wait's answers came within SPIN_S: the next one polls first."""
+        """The last wait's answers came within QUICK_S: the next one polls first."""
         self.output = Output()
         threading.Thread(target=self._tick, name="epoch-ticker", daemon=True).start()
 
@@ -214,7 +217,7 @@ class Worker:
                     break
                 self._take(got, done)
             # poll next time only if answers came while polling would have (not a timer)
-            self.quick = bool(done) and time.monotonic() - asked <= SPIN_S
+            self.quick = bool(done) and time.monotonic() - asked <= QUICK_S
             while True:  # everything else that has already arrived
                 got = self.channel.recv(0)
                 if got is None:
