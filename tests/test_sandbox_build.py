@@ -129,3 +129,37 @@ async def test_an_empty_cache_starts_on_baseline_code_then_moves_to_optimized(
         assert fresh.worker_pids and fresh.worker_pids != first_worker
         worker = fresh._idle[0]
         assert worker.compiled == fresh.artifact.compiled
+
+
+def test_builds_of_other_versions_unused_for_a_month_are_pruned(tmp_path):
+    import os
+    import time
+
+    root = tmp_path / "sandbox"
+    month = 31 * 86400
+
+    def made(name: str, age_s: float, used_age_s: float | None = None):
+        folder = root / name
+        folder.mkdir(parents=True)
+        (folder / _build.META_NAME).write_text("{}")
+        then = time.time() - age_s
+        os.utime(folder / _build.META_NAME, (then, then))
+        os.utime(folder, (then, then))
+        if used_age_s is not None:
+            (folder / _build.USED_NAME).touch()
+            used = time.time() - used_age_s
+            os.utime(folder / _build.USED_NAME, (used, used))
+        return folder
+
+    current = made("a" * 24, month)  # this version's: kept however old
+    stale = made("b" * 24, month)  # another version's, never used since it was made
+    used = made("c" * 24, month, used_age_s=3600)  # another version's, used an hour ago
+    component = made("component-" + "d" * 24, month)  # an old component
+    leftover = made("e" * 24 + ".tmp123", 2 * 86400)  # a killed build's staging
+    fresh_staging = made("f" * 24 + ".tmp456", 60)  # a build running now
+    foreign = made("not-ours", month)
+    (root / f"{'b' * 24}.lock").touch()
+    removed = _build.prune(root, keep={current.name})
+    assert sorted(p.name for p in removed) == sorted([stale.name, component.name, leftover.name])
+    assert current.exists() and used.exists() and fresh_staging.exists() and foreign.exists()
+    assert not (root / f"{'b' * 24}.lock").exists()

@@ -111,6 +111,46 @@ def _verified(folder: Path, key: str) -> bool:
         return False
 
 
+UNUSED_DAYS = 30
+"""Cached builds of other versions (other keys) unused this long are removed after a
+build, so upgrades do not pile up ~120 MB each (a component, a baseline and an optimized
+artifact); another installed version that still wants one builds it again."""
+USED_NAME = "used"
+
+
+def _mark_used(folder: Path) -> None:
+    """Note that `folder`'s artifact is in use (its `used` file's mtime, at most daily)."""
+    used = folder / USED_NAME
+    with contextlib.suppress(OSError):  # a read-only cache: nothing to note, nothing pruned
+        if time.time() - used.stat().st_mtime < 86400:
+            return
+    with contextlib.suppress(OSError):
+        used.touch()
+
+
+def prune(root: Path, keep: set[str], days: float = UNUSED_DAYS) -> list[Path]:
+    """Remove cached builds under `root` that are not `keep` (folder names) and were not
+    used (or, never used, made) in `days`, and staging left by killed builds; returns
+    what it removed."""
+    cutoff = time.time() - days * 86400
+    removed = []
+    for folder in root.iterdir() if root.is_dir() else ():
+        if not folder.is_dir() or folder.name in keep:
+            continue
+        name = folder.name.removeprefix("component-")
+        staging = ".tmp" in name
+        if not staging and not (len(name) == 24 and all(c in "0123456789abcdef" for c in name)):
+            continue  # not ours
+        marks = [folder / USED_NAME, folder / META_NAME, folder]
+        last = max((m.stat().st_mtime for m in marks if m.exists()), default=0)
+        if last < (time.time() - 86400 if staging else cutoff):
+            shutil.rmtree(folder, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                (root / f"{folder.name}.lock").unlink()
+            removed.append(folder)
+    return removed
+
+
 LOCK_POLL_S = 0.2
 """How often a build waits for another process's build of the same key to finish."""
 
@@ -174,6 +214,7 @@ async def ensure_built_async(
     root = cache_dir() / "sandbox"
     folder = root / key[:24]
     if not force and _verified(folder, key):  # no lock needed (a read-only cache works)
+        _mark_used(folder)
         artifact = _verified_cache[key] = Artifact(
             folder / COMPILED_NAME, key, built_now=False, strategy=strategy
         )
@@ -205,6 +246,7 @@ def _cached(strategy: str) -> Artifact | None:
     folder = cache_dir() / "sandbox" / key[:24]
     if not _verified(folder, key):
         return None
+    _mark_used(folder)
     artifact = _verified_cache[key] = Artifact(
         folder / COMPILED_NAME, key, built_now=False, strategy=strategy
     )
@@ -258,6 +300,11 @@ async def _build_into(folder: Path, key: str, report: Progress, strategy: str) -
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(staging, folder)
     report(f"sandbox ready: {folder}")
+    keep = {cache_key(s)[:24] for s in (OPTIMIZED, BASELINE)} | {
+        f"component-{component_key()[:24]}"
+    }
+    for gone in prune(folder.parent, keep):
+        report(f"removed a cached sandbox unused for {UNUSED_DAYS} days: {gone.name}")
 
 
 BUILD_TICK_S = 5.0
