@@ -163,3 +163,29 @@ def test_builds_of_other_versions_unused_for_a_month_are_pruned(tmp_path):
     assert sorted(p.name for p in removed) == sorted([stale.name, component.name, leftover.name])
     assert current.exists() and used.exists() and fresh_staging.exists() and foreign.exists()
     assert not (root / f"{'b' * 24}.lock").exists()
+
+
+async def test_a_first_start_falls_back_to_optimized_code_where_baseline_fails(
+    pool, tmp_path, monkeypatch
+):
+    # Winch (the baseline compiler) is not on every platform: its failure must not stop a
+    # first start, which then compiles the optimized code before it answers.
+    root = pool.artifact.compiled.parent.parent
+    key = _component.component_key()
+    shutil.copytree(root / f"component-{key[:24]}", tmp_path / "sandbox" / f"component-{key[:24]}")
+    monkeypatch.setenv("CODEMODE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_build, "_verified_cache", {})
+    real = _build._build_into
+
+    async def no_baseline(folder, key, report, strategy):
+        if strategy == "baseline":
+            raise _build.SandboxBuildError("building the sandbox failed: no Winch here")
+        await real(folder, key, report, strategy)
+
+    monkeypatch.setattr(_build, "_build_into", no_baseline)
+    messages: list[str] = []
+    async with SandboxPool(size=1, progress=messages.append) as fresh:
+        assert fresh.artifact.strategy == "optimized"
+        r = await fresh.execute("6 * 7")
+        assert r.ok and r.result == 42
+    assert any("baseline compile failed" in m and "no Winch here" in m for m in messages)

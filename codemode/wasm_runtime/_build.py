@@ -207,7 +207,12 @@ async def ensure_built_async(
         found = _cached(OPTIMIZED) or _cached(BASELINE)
         if found is not None:
             return found
-        strategy = BASELINE
+        try:
+            return await ensure_built_async(progress, strategy=BASELINE)
+        except SandboxBuildError as exc:
+            # Winch is not there on every platform: the optimized code, then, from the start
+            report(f"the baseline compile failed; compiling the optimized code instead ({exc})")
+            return await ensure_built_async(progress)
     key = cache_key(strategy)
     if not force and key in _verified_cache:
         return _verified_cache[key]
