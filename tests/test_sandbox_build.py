@@ -51,7 +51,7 @@ def test_a_checked_file_is_trusted_until_it_changes(pool, tmp_path, monkeypatch)
     def no_hashing(path):
         raise AssertionError("the sha256 was computed again")
 
-    monkeypatch.setattr(_build, "_sha256_file", no_hashing)
+    monkeypatch.setattr(_build, "sha256_file", no_hashing)
     assert _build._verified(folder, key)  # the same file: the stamp stands for the check
     compiled = folder / _build.COMPILED_NAME
     compiled.write_bytes(compiled.read_bytes())  # rewritten: a new mtime

@@ -76,10 +76,6 @@ def cache_key(strategy: str = OPTIMIZED) -> str:
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
-def _sha256_file(path: Path) -> str:
-    return sha256_file(path)
-
-
 def _identity(path: Path) -> list[int]:
     """What changes when a file is replaced, truncated or written: its inode, size and
     modification time (ns)."""
@@ -100,7 +96,7 @@ def _verified(folder: Path, key: str) -> bool:
         with contextlib.suppress(OSError, ValueError):
             if json.loads(stamp.read_text()) == {"key": key, "file": _identity(compiled)}:
                 return True
-        if _sha256_file(compiled) != meta.get("compiled_sha256"):
+        if sha256_file(compiled) != meta.get("compiled_sha256"):
             return False
         with contextlib.suppress(OSError):  # a read-only cache is checked in full each time
             staging = stamp.with_name(f"{STAMP_NAME}.{os.getpid()}")
@@ -213,17 +209,13 @@ async def ensure_built_async(
             # Winch is not there on every platform: the optimized code, then, from the start
             report(f"the baseline compile failed; compiling the optimized code instead ({exc})")
             return await ensure_built_async(progress)
+    if not force:
+        found = _cached(strategy)  # no lock needed (a read-only cache works)
+        if found is not None:
+            return found
     key = cache_key(strategy)
-    if not force and key in _verified_cache:
-        return _verified_cache[key]
     root = cache_dir() / "sandbox"
     folder = root / key[:24]
-    if not force and _verified(folder, key):  # no lock needed (a read-only cache works)
-        _mark_used(folder)
-        artifact = _verified_cache[key] = Artifact(
-            folder / COMPILED_NAME, key, built_now=False, strategy=strategy
-        )
-        return artifact
     async with _locked(root / f"{key[:24]}.lock"):
         if not force and _verified(folder, key):
             artifact = Artifact(folder / COMPILED_NAME, key, built_now=False, strategy=strategy)
@@ -298,7 +290,7 @@ async def _build_into(folder: Path, key: str, report: Progress, strategy: str) -
         "key": key,
         "strategy": strategy,
         "compiled_size": compiled.stat().st_size,
-        "compiled_sha256": _sha256_file(compiled),
+        "compiled_sha256": sha256_file(compiled),
         "built_at": time.time(),
     }
     (staging / META_NAME).write_text(json.dumps(meta, indent=2))

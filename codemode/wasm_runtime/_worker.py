@@ -155,9 +155,9 @@ class Worker:
             host.add_func("wait", self._wait)
         self.ready: Ready | None = None
         self.kept: Ready | None = None
+        """The instance a run asked to keep (`"keep": true`): the next such run continues it."""
         self.finished: Ready | None = None
         """The instance of the run being reported: freed once its result is sent."""
-        """The instance a run asked to keep (`"keep": true`): the next such run continues it."""
         self.catalog: tuple[str | None, str] = NO_CATALOG
         """The last catalog the parent sent (id, JSON): new instances are given it while
         the worker is idle, and build the next program's globals from it then."""
