@@ -41,41 +41,19 @@ def log(message: str) -> None:
     print(f"[first_use] {message}", file=sys.stderr, flush=True)
 
 
+def pip(*args: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", *args, "-q"], check=True, stdout=subprocess.DEVNULL
+    )
+
+
 def build_wheel(tmp: Path) -> tuple[Path, float]:
     """A wheel of this checkout installed into tmp/site; (site folder, build seconds)."""
     started = time.monotonic()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "-q",
-            "-w",
-            str(tmp / "wheel"),
-            str(ROOT),
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    pip("wheel", "--no-deps", "-w", str(tmp / "wheel"), str(ROOT))
     built = time.monotonic() - started
     wheel = next((tmp / "wheel").glob("codemode-*.whl"))
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "-q",
-            "--target",
-            str(tmp / "site"),
-            str(wheel),
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    pip("install", "--no-deps", "--target", str(tmp / "site"), str(wheel))
     return tmp / "site", built
 
 

@@ -97,17 +97,23 @@ async def test_truncated_cache_is_rebuilt_and_then_runs(pool, tmp_path, monkeypa
     assert meta["compiled_size"] == compiled.stat().st_size
 
 
+def _empty_cache_but_the_component(pool, tmp_path, monkeypatch) -> None:
+    """A cache of its own for the test that holds only the (platform-independent)
+    component, copied from the session's: a start then compiles, it does not make one."""
+    root = pool.artifact.compiled.parent.parent
+    key = _component.component_key()
+    shutil.copytree(root / f"component-{key[:24]}", tmp_path / "sandbox" / f"component-{key[:24]}")
+    monkeypatch.setenv("CODEMODE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_build, "_verified_cache", {})
+
+
 async def test_an_empty_cache_starts_on_baseline_code_then_moves_to_optimized(
     pool, tmp_path, monkeypatch
 ):
     # The component is platform-independent and kept apart from the compiled code; with
     # it at hand, a start on an empty cache compiles baseline code (Winch) first, answers
     # on it, and moves its workers to the optimized code when that compile is done.
-    root = pool.artifact.compiled.parent.parent
-    key = _component.component_key()
-    shutil.copytree(root / f"component-{key[:24]}", tmp_path / "sandbox" / f"component-{key[:24]}")
-    monkeypatch.setenv("CODEMODE_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(_build, "_verified_cache", {})
+    _empty_cache_but_the_component(pool, tmp_path, monkeypatch)
     messages: list[str] = []
     async with SandboxPool(size=1, progress=messages.append) as fresh:
         assert fresh.artifact.strategy == "baseline"
@@ -170,11 +176,7 @@ async def test_a_first_start_falls_back_to_optimized_code_where_baseline_fails(
 ):
     # Winch (the baseline compiler) is not on every platform: its failure must not stop a
     # first start, which then compiles the optimized code before it answers.
-    root = pool.artifact.compiled.parent.parent
-    key = _component.component_key()
-    shutil.copytree(root / f"component-{key[:24]}", tmp_path / "sandbox" / f"component-{key[:24]}")
-    monkeypatch.setenv("CODEMODE_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(_build, "_verified_cache", {})
+    _empty_cache_but_the_component(pool, tmp_path, monkeypatch)
     real = _build._build_into
 
     async def no_baseline(folder, key, report, strategy):
