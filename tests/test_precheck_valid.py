@@ -15,6 +15,7 @@ parameter takes no dict: one dict passed to it alone is its keyword arguments.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -1419,3 +1420,40 @@ async def test_certain_mistakes_are_refused(run_on_keywords_host, code, fragment
     assert r.error.type == "CheckError", r.error
     assert fragment in r.error.message
     assert r.stats.tool_calls == 0
+
+
+# The guest's own tree walk (`guest/_cm_ast.py`), which every pass before a run uses in
+# place of `ast.walk` and `ast.NodeVisitor`: it reads only the fields that can hold nodes,
+# as the guest's CPython declares them. Over real code (codemode's own sources, every
+# construct they use), it must reach the nodes `ast` reaches, leaves aside, and give each
+# node's children in field order.
+WALK_CHECK = """
+import ast, sys
+walker = sys.modules["_cm_ast"]
+leaves = walker._LEAVES
+nodes, wrong = 0, []
+for name, text in SOURCES.items():
+    tree = ast.parse(text)
+    theirs = [n for n in ast.walk(tree) if not isinstance(n, leaves)]
+    nodes += len(theirs)
+    if sorted(map(id, walker.walk(tree))) != sorted(map(id, theirs)):
+        wrong.append(name)
+    for node in theirs:
+        if walker.children(node) != [
+            c for c in ast.iter_child_nodes(node) if not isinstance(c, leaves)
+        ]:
+            wrong.append(f"{name}: {type(node).__name__}")
+            break
+{"nodes": nodes, "wrong": wrong}
+"""
+
+
+async def test_the_guest_walk_reaches_every_node_ast_does(pool: SandboxPool):
+    root = Path(__file__).resolve().parents[1] / "codemode"
+    sources = {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*.py"))}
+    code = f"SOURCES = {sources!r}\n{WALK_CHECK}"
+    limits = pool.limits.replace(timeout_s=120, max_code_bytes=len(code.encode()) + 1)
+    r = await pool.execute(code, None, limits)
+    assert r.ok, r.error
+    assert r.result["wrong"] == []
+    assert r.result["nodes"] > 50_000  # the corpus is real code, not a handful of lines

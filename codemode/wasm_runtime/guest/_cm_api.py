@@ -209,6 +209,9 @@ class ToolFunction:
         self.params = [p["name"] for p in params]
         self.param_set = frozenset(self.params)
         self.required = [p["name"] for p in params if p.get("required")]
+        self.required_set = frozenset(self.required)
+        # how many leading positional arguments cover every required parameter
+        self.covering = max((i + 1 for i, p in enumerate(params) if p.get("required")), default=0)
         # A lone dict given where the first parameter cannot take one: keyword arguments.
         self.dict_as_kwargs = bool(params) and not params[0].get("takes_dict", True)
         self.signature = spec.get("signature") or f"{self.path}({', '.join(self.params)})"
@@ -221,6 +224,20 @@ class ToolFunction:
         self.__doc__ = f"{self.signature}\n\n{self.doc}".strip()
 
     def _bind(self, args, kwargs) -> dict:
+        dumps = self._dumps
+        if not (len(args) == 1 and isinstance(args[0], dict)) and len(args) <= len(self.params):
+            # The usual calls, nothing to report: positional arguments that cover every
+            # required parameter, or keyword arguments that name only parameters.
+            if not kwargs and len(args) >= self.covering:
+                return {
+                    name: value if type(value) in _PLAIN else jsonable_arg(name, value, dumps)
+                    for name, value in zip(self.params, args)
+                }
+            if not args and kwargs.keys() <= self.param_set and self.required_set <= kwargs.keys():
+                return {
+                    name: value if type(value) in _PLAIN else jsonable_arg(name, value, dumps)
+                    for name, value in kwargs.items()
+                }
         if len(args) == 1 and not kwargs and isinstance(args[0], dict) and args[0]:
             given = args[0]
             request = given.get("arguments") if set(given) <= {"name", "arguments"} else None
@@ -251,7 +268,6 @@ class ToolFunction:
                 f"{self.path}() missing required argument(s): "
                 f"{', '.join(map(repr, missing))}; signature: {self.signature}"
             )
-        dumps = self._dumps
         return {name: jsonable_arg(name, value, dumps) for name, value in bound.items()}
 
     def __call__(self, *args, **kwargs):

@@ -137,8 +137,14 @@ class AttrDict(dict):
         return json_loads(json_dumps(self))
 
 
+_decode_reply = json.JSONDecoder(object_hook=AttrDict).decode
+_encode_batch = json.JSONEncoder(allow_nan=False).encode
+"""Made once: `json.loads(text, object_hook=...)` and `json.dumps(obj, allow_nan=...)`
+build a new decoder or encoder on every call, which costs as much again as the parse."""
+
+
 def load_json(text: str):
-    return json_loads(text, object_hook=AttrDict)
+    return _decode_reply(text)
 
 
 BATCH_MAX = 1024
@@ -175,7 +181,7 @@ class Bridge:
         try:
             # ASCII: a lone surrogate in an argument reaches the host escaped, where
             # raw it could not cross as a component-model string.
-            return json_dumps(batch, allow_nan=False)
+            return _encode_batch(batch)
         except (TypeError, ValueError) as exc:
             # Arguments were checked one by one when queued; this is a last guard.
             for call in batch:

@@ -17,6 +17,7 @@ import ast
 import re
 
 from _cm_api import CODE_FILENAME
+from _cm_ast import children, walk
 
 RESULT_NAME = "__codemode_result__"
 RETURN_NAME = "__codemode_return__"
@@ -32,16 +33,22 @@ class ProgramReturn(BaseException):
 
 
 def _loc(node, like):
-    """Give a new node (and the new nodes under it) the location of `like`."""
-    for sub in ast.walk(node):
-        if "lineno" in sub._attributes and not hasattr(sub, "lineno"):
+    """Give a new node (and the new nodes under it) the location of `like`. A node that
+    has a location is the user's, as is everything under it: the walk stops there."""
+    stack = [node]
+    while stack:
+        sub = stack.pop()
+        if "lineno" in sub._attributes:
+            if hasattr(sub, "lineno"):
+                continue
             sub.lineno, sub.col_offset = like.lineno, like.col_offset
             sub.end_lineno, sub.end_col_offset = like.end_lineno, like.end_col_offset
+        stack.extend(children(sub))
     return node
 
 
 def _has_top_level_await(tree: ast.AST) -> bool:
-    stack = list(ast.iter_child_nodes(tree))
+    stack = children(tree)
     while stack:
         node = stack.pop()
         if isinstance(node, _SCOPES):
@@ -50,7 +57,7 @@ def _has_top_level_await(tree: ast.AST) -> bool:
             return True
         if isinstance(node, ast.comprehension) and node.is_async:
             return True
-        stack.extend(ast.iter_child_nodes(node))
+        stack.extend(children(node))
     return False
 
 
@@ -135,7 +142,7 @@ comments may stand between the two. Where it matches nothing, no such node exist
 def _await_of_lists(tree: ast.AST) -> None:
     """`await [a, b]` / `await [f(x) for x in xs]` (a list is never awaitable) ->
     `await asyncio.gather(*...)`, which is the only thing it can mean."""
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.Await) and isinstance(
             node.value, (ast.List, ast.ListComp, ast.Tuple)
         ):

@@ -6,6 +6,8 @@ the program binds anywhere. `_cm_precheck` decides from that what is certainly w
 import ast
 import builtins
 
+from _cm_ast import FastVisitor, children, walk
+
 _DYNAMIC_NAMES = frozenset(
     {"globals", "locals", "vars", "exec", "eval", "__import__", "setattr", "delattr",
      "__builtins__", "compile"}
@@ -53,7 +55,10 @@ def _all_bound(tree: ast.AST) -> set[str]:
     """Every name the program binds, in any scope (an iterative walk: no recursion limit)."""
     bound: set[str] = set()
     name, load, binders = ast.Name, ast.Load, _BINDERS
-    for node in ast.walk(tree):
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        stack += children(node)
         kind = type(node)
         if kind is name:
             if type(node.ctx) is not load:
@@ -74,7 +79,7 @@ def _is_false(test: ast.AST) -> bool:
 def _probes(test: ast.AST) -> bool:
     """Whether an `if` test asks if a function exists (`hasattr(ns, "f")`, `"ns.f" in
     tools.list()`, ...): its body is written for either answer."""
-    for node in ast.walk(test):
+    for node in walk(test):
         if isinstance(node, ast.Call):
             func = node.func
             if isinstance(func, ast.Name) and func.id in _PROBES:
@@ -95,13 +100,13 @@ def _ends_flow(stmt: ast.stmt) -> bool:
 
 def _finally_swallows(node) -> bool:
     for stmt in node.finalbody:
-        for sub in ast.walk(stmt):
+        for sub in walk(stmt):
             if isinstance(sub, (ast.Return, ast.Break, ast.Continue)):
                 return True
     return False
 
 
-class _Reader(ast.NodeVisitor):
+class _Reader(FastVisitor):
     """One walk that records what to check, each with the errors caught around it, the
     functions it sits in, and whether it may never run."""
 
