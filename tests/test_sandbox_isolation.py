@@ -171,3 +171,96 @@ async def test_a_worker_process_holds_none_of_the_servers_environment(pool, monk
         assert os.environ["CODEMODE_TEST_SECRET"] == "s3cr3t-token"
     finally:
         await worker.kill()
+
+
+def _worker_module():
+    """The worker's own module, imported here as the worker imports it (by path)."""
+    import importlib
+    import sys
+
+    from codemode.wasm_runtime import _process
+
+    folder = str(_process.WORKER_SCRIPT.parent)
+    sys.path.insert(0, folder)
+    try:
+        return importlib.import_module("_worker")
+    finally:
+        sys.path.remove(folder)
+
+
+class _KeptFrames:
+    """A worker's channel that keeps what the worker sends, and never answers."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, bytes]] = []
+
+    def send(self, kind: int, payload: bytes) -> None:
+        self.sent.append((kind, payload))
+
+    def recv(self, timeout, spin_s: float = 0.0):
+        return None
+
+
+def test_a_host_function_that_raises_ends_the_run_as_a_trap_and_the_worker_lives(pool):
+    """The guest's calls into the host cross wasmtime's C API through our own trampoline
+    (`_crossing`): an exception there must end that run as a trap, with its message, and
+    never unwind into wasmtime; the worker's next instance runs as if nothing happened."""
+    import json
+
+    worker_module = _worker_module()
+
+    class BrokenHost(worker_module.Worker):
+        def _wait(self, context, batch, timeout_ms):
+            raise RuntimeError("the host broke")
+
+    frames = _KeptFrames()
+    worker = BrokenHost(frames, str(pool.artifact.compiled), pool.artifact.strategy)
+    catalog = {"functions": [{"path": "tool", "target": "tool", "params": []}], "namespaces": []}
+    worker.catalog = ("c1", json.dumps(catalog))
+    memory = 256 << 20
+    worker.ready = worker.instantiate(memory)
+
+    def execute(code: str) -> tuple[dict, dict]:
+        options = {"catalog_id": "c1", "limits": {"max_stdout_bytes": 100}}
+        worker.execute(
+            {
+                "seq": 1,
+                "code": code,
+                "options": json.dumps(options),
+                "timeout_s": 10,
+                "memory_bytes": memory,
+                "max_stdout_bytes": 100,
+                "catalog_id": "c1",
+            }
+        )
+        kind, payload = frames.sent.pop()
+        assert kind == worker_module.P.RESULT
+        header, _, outcome = payload.partition(b"\n")
+        return json.loads(header), json.loads(outcome) if outcome else {}
+
+    header, _ = execute("await tool()")
+    assert header["trap"]["type"] == "SandboxTrap"
+    assert "the host broke" in header["trap"]["message"]
+    header, outcome = execute("'é' * 2 + '🦀'")
+    assert header["trap"] is None and outcome["ok"]
+    assert json.loads(outcome["result_json"]) == "éé🦀"
+
+
+def test_the_crossings_have_the_signatures_the_worker_converts(pool):
+    """`_crossing` converts `wait(string, s32) -> string` and `run(string, string,
+    string) -> string` without asking wasmtime for their types: the component must
+    declare exactly those."""
+    from wasmtime import component as wc
+
+    from codemode.wasm_runtime._engine import HOST_INTERFACE, make_engine
+
+    engine = make_engine(pool.artifact.strategy)
+    component = wc.Component.deserialize_file(engine, str(pool.artifact.compiled))
+    host = component.type.imports(engine)[HOST_INTERFACE].ty
+    wait = host.exports(engine)["wait"].ty
+    run = component.type.exports(engine)["run"].ty
+    assert [type(t) for _, t in wait.params] == [wc.String, wc.S32]
+    assert isinstance(wait.result, wc.String)
+    assert [type(t) for _, t in run.params] == [wc.String] * 3
+    assert isinstance(run.result, wc.String)
+    assert set(host.exports(engine)) == {"wait"}  # nothing else for the worker to define

@@ -2,9 +2,10 @@
 
 Started by the pool as `python -E -S _worker.py FD COMPILED MEMORY_BYTES WASMTIME_DIR STRATEGY`
 (by path, with no site and an empty environment, so it imports only the stdlib, wasmtime
-from WASMTIME_DIR and its two sibling modules). FD is its end of a socketpair; stdout
-is never used. Each execution gets a fresh Store and instance; the next one is prepared
-while the worker is idle, so an execution does not wait for instantiation.
+from WASMTIME_DIR and its sibling modules `_protocol`, `_engine` and `_crossing`). FD is
+its end of a socketpair; stdout is never used. Each execution gets a fresh Store and
+instance; the next one is prepared while the worker is idle, so an execution does not
+wait for instantiation.
 
 Host functions never raise into wasmtime (an exception crossing it is stored in a global
 that is not thread-safe and poisons the instance); every failure is returned as data.
@@ -26,6 +27,7 @@ if __name__ == "__main__" and len(sys.argv) > 4:
 
 import _protocol as P
 import wasmtime
+from _crossing import StringExport, add_wait, set_epoch_deadline
 from _engine import EPOCH_TICK_S, HOST_INTERFACE, OPTIMIZED, make_engine
 from wasmtime import component as wc
 
@@ -139,7 +141,7 @@ class Ready:
 
     __slots__ = ("catalog_id", "memory_bytes", "run", "store")
 
-    def __init__(self, store: wasmtime.Store, run: wc.Func, memory_bytes: int, catalog_id):
+    def __init__(self, store: wasmtime.Store, run: StringExport, memory_bytes: int, catalog_id):
         self.store, self.run = store, run
         self.memory_bytes, self.catalog_id = memory_bytes, catalog_id
 
@@ -152,7 +154,7 @@ class Worker:
         self.linker = wc.Linker(self.engine)
         self.linker.add_wasip2()  # wasi:cli/clocks/random/filesystem; never wasi-http
         with self.linker.root() as root, root.add_instance(HOST_INTERFACE) as host:
-            host.add_func("wait", self._wait)
+            add_wait(host, "wait", self._wait)
         self.ready: Ready | None = None
         self.kept: Ready | None = None
         """The instance a run asked to keep (`"keep": true`): the next such run continues it."""
@@ -188,8 +190,9 @@ class Worker:
         store.set_limits(memory_size=memory_bytes)
         store.set_epoch_deadline(2**62)
         instance = self.linker.instantiate(store, self.component)
-        run = instance.get_func(store, "run")
-        assert run is not None, "the component exports no `run`"
+        export = instance.get_func(store, "run")
+        assert export is not None, "the component exports no `run`"
+        run = StringExport(export)
         self.deadline = time.monotonic() + 60
         self.paused = False
         catalog_id, catalog = self.catalog
@@ -199,7 +202,7 @@ class Worker:
 
     # -- host functions (called by the guest; must never raise) -------------------------
 
-    def _wait(self, store: object, batch: str, timeout_ms: int) -> str:
+    def _wait(self, context, batch: str, timeout_ms: int) -> str:
         try:
             self.crossings += 1
             if batch:
@@ -228,7 +231,7 @@ class Worker:
             if self._credited:  # the deadline moved on: so does the CPU timer's
                 self._credited = False
                 ticks = max(1, round((self.deadline - time.monotonic()) / EPOCH_TICK_S))
-                wasmtime.Store.set_epoch_deadline(store, ticks)  # type: ignore[arg-type]
+                set_epoch_deadline(context, ticks)
             expired = not done and not self.paused and time.monotonic() >= self.deadline
             return '{"expired": %s, "done": [%s]}' % (
                 "true" if expired else "false",
@@ -326,7 +329,11 @@ class Worker:
 
 
 def _classify_trap(message: str) -> dict:
-    first = message.strip().splitlines()[0] if message.strip() else message
+    # wasmtime's message opens with "error while executing at wasm backtrace:" and the
+    # frames; what happened is the first line after "Caused by:"
+    _, caused, cause = message.partition("Caused by:")
+    lines = [line.strip() for line in (cause if caused else message).splitlines() if line.strip()]
+    first = lines[0] if lines else message
     if "interrupt" in message:
         return {"type": "TimeoutError", "message": "the code ran past its deadline"}
     if "call stack exhausted" in message or "stack overflow" in message:

@@ -137,14 +137,33 @@ class AttrDict(dict):
         return json_loads(json_dumps(self))
 
 
-_decode_reply = json.JSONDecoder(object_hook=AttrDict).decode
-_encode_batch = json.JSONEncoder(allow_nan=False).encode
-"""Made once: `json.loads(text, object_hook=...)` and `json.dumps(obj, allow_nan=...)`
-build a new decoder or encoder on every call, which costs as much again as the parse."""
+# Made once, at build time. `json.loads(text, object_hook=...)` and `json.dumps(obj,
+# allow_nan=...)` build a decoder or an encoder on every call, which costs about as much
+# again as the work; per tool call, these two are most of what the guest spends on JSON.
+_scan_reply = json.JSONDecoder(object_hook=AttrDict).scan_once
+"""The host's reply to `wait`: one JSON object, as the host wrote it (no blanks around)."""
+_encode_batch = json.encoder.c_make_encoder(
+    None,  # markers: none kept (see below)
+    json.JSONEncoder().default,  # raises TypeError, as json.dumps does
+    json.encoder.encode_basestring_ascii,
+    None,  # indent
+    ": ",
+    ", ",
+    False,  # sort_keys
+    False,  # skipkeys
+    False,  # allow_nan
+)
+"""A batch of calls as JSON: ASCII, no NaN. No check for circular values (each argument
+was encoded on its own when its call was made, which refuses them); one that came
+through anyway ends in RecursionError, refused like any other."""
 
 
 def load_json(text: str):
-    return _decode_reply(text)
+    """The reply of a `wait`, its objects AttrDicts."""
+    try:
+        return _scan_reply(text, 0)[0]
+    except StopIteration:
+        raise ValueError(f"the host's reply is not JSON: {text[:80]!r}") from None
 
 
 BATCH_MAX = 1024
@@ -181,8 +200,8 @@ class Bridge:
         try:
             # ASCII: a lone surrogate in an argument reaches the host escaped, where
             # raw it could not cross as a component-model string.
-            return _encode_batch(batch)
-        except (TypeError, ValueError) as exc:
+            return "".join(_encode_batch(batch, 0))
+        except (TypeError, ValueError, RecursionError) as exc:
             # Arguments were checked one by one when queued; this is a last guard.
             for call in batch:
                 future = self.running.pop(call["id"], None)
