@@ -39,6 +39,10 @@ from ._types import (
 
 log = logging.getLogger("codemode.sandbox")
 
+_encode_value = json.JSONEncoder(ensure_ascii=False, default=str).encode
+"""A tool's value as JSON for the guest; made once (json.dumps with arguments builds an
+encoder per call)."""
+
 HARD_DEADLINE_GRACE_S = 0.5
 """After timeout_s, the worker gets this long to report its own timeout before it is
 killed. Kept under 1 s so the caller always hears back within timeout + 1 s."""
@@ -280,8 +284,7 @@ class Execution:
             task = self._context.copy().run(
                 asyncio.get_running_loop().create_task, self._call(call_id, target, args)
             )
-            self._calls.add(task)
-            task.add_done_callback(self._calls.discard)
+            self._calls.add(task)  # until its own `finally` (a done callback costs a loop turn)
 
     async def _call(self, call_id: int, target: str, args: dict[str, Any]) -> None:
         started = time.monotonic()
@@ -293,7 +296,7 @@ class Execution:
                 if self.tool_host is None:
                     raise CallFailed(f"no function {target!r} is available", ErrorKind.UNKNOWN_TOOL)
                 value = await self.tool_host.call(target, args, self.context)
-            text = json.dumps(value, ensure_ascii=False, default=str)
+            text = _encode_value(value)
             try:
                 self.stats.bytes_from_tools += len(text.encode("utf-8"))
             except UnicodeEncodeError:
@@ -317,6 +320,7 @@ class Execution:
             self._calls_done += 1
             if self._on_call_done is not None:
                 self._on_call_done(self._calls_done)
+            self._calls.discard(asyncio.current_task())  # type: ignore[arg-type]
 
     def _complete(
         self, call_id: int, value_json: str | None = None, error: CallFailed | None = None
