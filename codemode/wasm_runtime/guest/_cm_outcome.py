@@ -5,12 +5,13 @@ import dataclasses
 import datetime
 import decimal
 import fractions
+import json
 import re
 import traceback
 import types
 
 from _cm_api import CODE_FILENAME, Calls
-from _cm_bridge import ToolError, json_dumps
+from _cm_bridge import ToolError
 from _cm_hints import hint_for
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
@@ -117,9 +118,14 @@ def unawaited_notes() -> list[str]:
     return notes[:5]
 
 
+_encode_result = json.JSONEncoder(ensure_ascii=False, default=_jsonable_result).encode
+_encode_outcome = json.JSONEncoder(ensure_ascii=False, default=repr).encode
+"""Made once (json.dumps with arguments builds an encoder per call)."""
+
+
 def encode(outcome: dict, max_result_bytes: int) -> str:
     try:
-        result_text = json_dumps(outcome["result"], ensure_ascii=False, default=_jsonable_result)
+        result_text = _encode_result(outcome["result"])
     except (ValueError, TypeError, RecursionError) as exc:
         outcome["ok"] = False
         outcome["error"] = {
@@ -139,4 +145,4 @@ def encode(outcome: dict, max_result_bytes: int) -> str:
         ].decode("utf-8", "ignore")
         result_text = "null"
     outcome["result_json"] = result_text
-    return valid_text(json_dumps(outcome, ensure_ascii=False, default=repr))
+    return valid_text(_encode_outcome(outcome))
