@@ -183,9 +183,11 @@ def _worker_module():
     folder = str(_process.WORKER_SCRIPT.parent)
     sys.path.insert(0, folder)
     try:
-        return importlib.import_module("_worker")
+        module = importlib.import_module("_worker")
     finally:
         sys.path.remove(folder)
+    module.C.load(_process._wasmtime_path())  # as the worker's main() does
+    return module
 
 
 class _KeptFrames:
@@ -203,7 +205,7 @@ class _KeptFrames:
 
 def test_a_host_function_that_raises_ends_the_run_as_a_trap_and_the_worker_lives(pool):
     """The guest's calls into the host cross wasmtime's C API through our own trampoline
-    (`_crossing`): an exception there must end that run as a trap, with its message, and
+    (`_capi`): an exception there must end that run as a trap, with its message, and
     never unwind into wasmtime; the worker's next instance runs as if nothing happened."""
     import json
 
@@ -247,7 +249,7 @@ def test_a_host_function_that_raises_ends_the_run_as_a_trap_and_the_worker_lives
 
 
 def test_the_crossings_have_the_signatures_the_worker_converts(pool):
-    """`_crossing` converts `wait(string, s32) -> string` and `run(string, string,
+    """`_capi` converts `wait(string, s32) -> string` and `run(string, string,
     string) -> string` without asking wasmtime for their types: the component must
     declare exactly those."""
     from wasmtime import component as wc

@@ -8,7 +8,7 @@ raises `errors.CallFailed` for a call that fails.
 - `_pool`: the worker processes; `_process`: one of them, as the pool sees it.
 - `_execution`: one run (its worker, clock, calls, state); `_outcome`: its result.
 - `_worker`: the worker process itself; `_protocol`: the frames between the two;
-  `_crossing`: the worker's calls into the guest and the guest's into it.
+  `_capi`: its binding to wasmtime's C API.
 - `guest/`: what runs inside the sandbox.
 """
 

@@ -2,16 +2,12 @@
 
 A serialized (precompiled) component only loads into an engine with the same wasmtime
 version and the same flags, so the flags here are part of the build cache key. This module
-imports nothing but the stdlib and (in `make_engine`) wasmtime: the worker runs it without
-the rest of codemode, and the server, which never runs wasm itself, never loads wasmtime.
+imports nothing but the stdlib and (in `make_engine`) wasmtime-py: the worker runs it
+without the rest of codemode (and with its own binding, `_capi`), and the server, which
+never runs wasm itself, never loads wasmtime.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import wasmtime
 
 # Flags that change the compiled code. Changing any of them changes the cache key.
 ENGINE_FLAGS: dict[str, object] = {
@@ -37,19 +33,33 @@ EPOCH_TICK_S = 0.01
 HOST_INTERFACE = "codemode:sandbox/host"
 
 
-def make_engine(strategy: str = OPTIMIZED) -> wasmtime.Engine:
-    """The engine for `strategy`. Code compiled by one loads only into an engine of the
-    same strategy, so a worker is told which one its artifact was compiled with."""
-    import wasmtime  # here, not at the top: the server reads ENGINE_FLAGS, only workers load it
+_OPT_LEVELS = {"none": 0, "speed": 1, "speed_and_size": 2}  # wasmtime_opt_level_t
 
-    config = wasmtime.Config()
-    config.epoch_interruption = bool(ENGINE_FLAGS["epoch_interruption"])
+
+def engine_settings(strategy: str) -> tuple[bool, int | None, int | None]:
+    """(epoch interruption, compile strategy, Cranelift opt level) for `strategy`, as
+    wasmtime's C API numbers them (None: left at wasmtime's default). The worker's own
+    binding (`_capi`) and `make_engine` both configure from this."""
+    epoch = bool(ENGINE_FLAGS["epoch_interruption"])
     if strategy == BASELINE:
-        from wasmtime import _ffi
+        return epoch, _WINCH, None
+    if strategy == OPTIMIZED:
+        return epoch, None, _OPT_LEVELS[str(ENGINE_FLAGS["cranelift_opt_level"])]
+    raise ValueError(f"unknown compile strategy {strategy!r}; known: {STRATEGIES}")
 
-        _ffi.wasmtime_config_strategy_set(config.ptr(), _WINCH)
-    elif strategy == OPTIMIZED:
-        config.cranelift_opt_level = str(ENGINE_FLAGS["cranelift_opt_level"])
-    else:
-        raise ValueError(f"unknown compile strategy {strategy!r}; known: {STRATEGIES}")
+
+def make_engine(strategy: str = OPTIMIZED) -> wasmtime.Engine:  # noqa: F821 - a worker must not import typing
+    """The engine for `strategy`, in wasmtime-py (the build compiles with it). Code
+    compiled by one loads only into an engine of the same strategy, so a worker is told
+    which one its artifact was compiled with."""
+    import wasmtime  # here, not at the top: the server reads ENGINE_FLAGS, only builds load it
+    from wasmtime import _ffi
+
+    epoch, strategy_code, opt_level = engine_settings(strategy)
+    config = wasmtime.Config()
+    config.epoch_interruption = epoch
+    if strategy_code is not None:
+        _ffi.wasmtime_config_strategy_set(config.ptr(), strategy_code)
+    if opt_level is not None:
+        _ffi.wasmtime_config_cranelift_opt_level_set(config.ptr(), opt_level)
     return wasmtime.Engine(config)

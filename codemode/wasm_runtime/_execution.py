@@ -281,8 +281,8 @@ class Execution:
                     ),
                 )
                 continue
-            task = self._context.copy().run(
-                asyncio.get_running_loop().create_task, self._call(call_id, target, args)
+            task = asyncio.get_running_loop().create_task(
+                self._call(call_id, target, args), context=self._context.copy()
             )
             self._calls.add(task)  # until its own `finally` (a done callback costs a loop turn)
 

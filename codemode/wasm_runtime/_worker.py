@@ -1,9 +1,10 @@
 """A sandbox worker process: holds the compiled component, runs one execution at a time.
 
 Started by the pool as `python -E -S _worker.py FD COMPILED MEMORY_BYTES WASMTIME_DIR STRATEGY`
-(by path, with no site and an empty environment, so it imports only the stdlib, wasmtime
-from WASMTIME_DIR and its sibling modules `_protocol`, `_engine` and `_crossing`). FD is
-its end of a socketpair; stdout is never used. Each execution gets a fresh Store and
+(by path, with no site and an empty environment, so it imports only the stdlib and its
+sibling modules `_protocol`, `_engine` and `_capi`, which loads wasmtime's library from
+wasmtime-py's folder in WASMTIME_DIR). FD is its end of a socketpair; stdout is never
+used. Each execution gets a fresh Store and
 instance; the next one is prepared while the worker is idle, so an execution does not
 wait for instantiation.
 
@@ -22,14 +23,9 @@ import sys
 import threading
 import time
 
-if __name__ == "__main__" and len(sys.argv) > 4:
-    sys.path.append(sys.argv[4])  # where wasmtime is (the worker runs without site)
-
+import _capi as C
 import _protocol as P
-import wasmtime
-from _crossing import StringExport, add_wait, set_epoch_deadline
-from _engine import EPOCH_TICK_S, HOST_INTERFACE, OPTIMIZED, make_engine
-from wasmtime import component as wc
+from _engine import EPOCH_TICK_S, HOST_INTERFACE, OPTIMIZED
 
 
 def _die_with_parent() -> None:
@@ -146,7 +142,7 @@ class Ready:
 
     __slots__ = ("catalog_id", "memory_bytes", "run", "store")
 
-    def __init__(self, store: wasmtime.Store, run: StringExport, memory_bytes: int, catalog_id):
+    def __init__(self, store: C.Store, run: C.StringExport, memory_bytes: int, catalog_id):
         self.store, self.run = store, run
         self.memory_bytes, self.catalog_id = memory_bytes, catalog_id
 
@@ -154,12 +150,11 @@ class Ready:
 class Worker:
     def __init__(self, channel: Channel, compiled_path: str, strategy: str = OPTIMIZED) -> None:
         self.channel = channel
-        self.engine = make_engine(strategy)
-        self.component = wc.Component.deserialize_file(self.engine, compiled_path)
-        self.linker = wc.Linker(self.engine)
+        self.engine = C.Engine(strategy)
+        self.component = C.Component(self.engine, compiled_path)
+        self.linker = C.Linker(self.engine)
         self.linker.add_wasip2()  # wasi:cli/clocks/random/filesystem; never wasi-http
-        with self.linker.root() as root, root.add_instance(HOST_INTERFACE) as host:
-            add_wait(host, "wait", self._wait)
+        self.linker.add_wait(HOST_INTERFACE, "wait", self._wait)
         self.ready: Ready | None = None
         self.kept: Ready | None = None
         """The instance a run asked to keep (`"keep": true`): the next such run continues it."""
@@ -187,22 +182,16 @@ class Worker:
             self.engine.increment_epoch()
 
     def instantiate(self, memory_bytes: int) -> Ready:
-        store = wasmtime.Store(self.engine)
-        wasi = wasmtime.WasiConfig()  # no preopens, no env, no args, no stdin
-        wasi.stdout_custom = self.output
-        wasi.stderr_custom = self.output
-        store.set_wasi(wasi)
-        store.set_limits(memory_size=memory_bytes)
+        store = C.Store(self.engine, self.output, memory_bytes)  # WASI: no files, env, args
         store.set_epoch_deadline(2**62)
         instance = self.linker.instantiate(store, self.component)
-        export = instance.get_func(store, "run")
-        assert export is not None, "the component exports no `run`"
-        run = StringExport(export)
+        run = instance.get_func(store, "run")
+        assert run is not None, "the component exports no `run`"
         self.deadline = time.monotonic() + 60
         self.paused = False
         catalog_id, catalog = self.catalog
         options = {"catalog_id": catalog_id, "limits": WARMUP_LIMITS, "prepare": True}
-        run(store, WARMUP_CODE, json.dumps(options), catalog)
+        run(WARMUP_CODE, json.dumps(options), catalog)
         return Ready(store, run, memory_bytes, catalog_id)
 
     # -- host functions (called by the guest; must never raise) -------------------------
@@ -236,7 +225,7 @@ class Worker:
             if self._credited:  # the deadline moved on: so does the CPU timer's
                 self._credited = False
                 ticks = max(1, round((self.deadline - time.monotonic()) / EPOCH_TICK_S))
-                set_epoch_deadline(context, ticks)
+                C.set_epoch_deadline(context, ticks)
             expired = not done and not self.paused and time.monotonic() >= self.deadline
             return '{"expired": %s, "done": [%s]}' % (
                 "true" if expired else "false",
@@ -315,10 +304,10 @@ class Worker:
             ready.catalog_id = catalog_id
             store.set_epoch_deadline(max(1, round(timeout_s / EPOCH_TICK_S)))
             options = request["options"]
-            outcome = run(store, request["code"], options, catalog).encode("utf-8", "replace")
+            outcome = run(request["code"], options, catalog).encode("utf-8", "replace")
             if keep:
                 self.kept = ready
-        except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
+        except C.WasmError as exc:
             trap = _classify_trap(str(exc))  # a trapped instance is never run again
         except Exception as exc:  # noqa: BLE001 - anything else is reported, worker lives on
             trap = {"type": "SandboxError", "message": f"{type(exc).__name__}: {exc}"}
@@ -353,6 +342,7 @@ def main() -> None:
     channel = Channel(socket.socket(fileno=int(sys.argv[1])))
     try:
         try:
+            C.load(sys.argv[4])  # wasmtime's library, from wasmtime-py's folder
             strategy = sys.argv[5] if len(sys.argv) > 5 else OPTIMIZED
             worker = Worker(channel, sys.argv[2], strategy)
             worker.ready = worker.instantiate(int(sys.argv[3]))
