@@ -41,6 +41,20 @@ def test_the_server_side_of_the_sandbox_loads_neither_wasmtime_nor_anyio():
     assert "importlib.metadata" not in loaded  # versions are read off .dist-info names
 
 
+def test_a_worker_loads_its_own_binding_and_not_wasmtime_py():
+    # A worker runs as `python -E -S _worker.py`: importing wasmtime-py (ctypes for the
+    # whole C API, typing, dataclasses) was ~95 ms and ~7 MB of every worker's start;
+    # `_capi` declares the calls it makes. Nothing of codemode or asyncio either.
+    folder = ROOT / "codemode" / "wasm_runtime"
+    code = f"import sys; sys.path.insert(0, {str(folder)!r}); import _worker; print(*sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-E", "-S", "-c", code], capture_output=True, text=True, check=True
+    )
+    roots = {name.split(".")[0] for name in out.stdout.split()}
+    assert {"_capi", "_protocol", "_engine"} <= roots
+    assert not roots & {"wasmtime", "typing", "dataclasses", "asyncio", "codemode"}
+
+
 @pytest.mark.parametrize(
     "path", sorted(p for p in (ROOT / "codemode").rglob("*.py")), ids=lambda p: p.name
 )
