@@ -187,16 +187,16 @@ def _new_error(message: str) -> int:
     return lib.wasmtime_error_new(message.encode("utf-8", "replace")) or 0
 
 
-def take_string(val: Val) -> str:
-    """The text of a string value; its bytes are freed (the receiver owns them)."""
+def take_bytes(val: Val) -> bytes:
+    """The UTF-8 bytes of a string value, which are freed (the receiver owns them)."""
     vec = val.of.string
-    text = ctypes.string_at(vec.data, vec.size).decode("utf-8")
+    data = ctypes.string_at(vec.data, vec.size)
     lib.wasm_byte_vec_delete(byref(val.of.string))
-    return text
+    return data
 
 
-def put_string(val: Val, text: str) -> None:
-    data = text.encode("utf-8")
+def put_bytes(val: Val, data: bytes) -> None:
+    """Make `val` a string value of `data`, which must be UTF-8 (the receiver owns it)."""
     val.kind = _STRING
     lib.wasm_byte_vec_new_uninitialized(byref(val.of.string), len(data))
     if data:
@@ -232,8 +232,9 @@ class Component:
         self.ptr = out.value
 
 
-Wait = Callable[[int, str, int], str]
-"""`wait(context, batch, timeout_ms) -> reply`: the host function of the guest's bridge."""
+Wait = Callable[[int, bytes, int], bytes]
+"""`wait(context, batch, timeout_ms) -> reply`, both UTF-8 JSON as bytes (the worker
+frames them as they are): the host function of the guest's bridge."""
 
 
 class Linker:
@@ -255,32 +256,30 @@ class Linker:
             try:
                 if nargs != 2 or nresults != 1 or args[0].kind != _STRING or args[1].kind != _S32:
                     return _new_error(f"{name}: the guest called it with another signature")
-                batch = take_string(args[0])
-                put_string(results[0], wait(context, batch, args[1].of.s32))
+                batch = take_bytes(args[0])
+                put_bytes(results[0], wait(context, batch, args[1].of.s32))
                 return 0
             except BaseException as exc:  # noqa: BLE001 - nothing may unwind into wasmtime
                 return _new_error(f"{name} failed in the host: {type(exc).__name__}: {exc}")
 
         self._kept.append(trampoline)
         root = lib.wasmtime_component_linker_root(self.ptr)
+        inner = c_void_p()
+        iface, func = interface.encode(), name.encode()
         try:
-            inner = c_void_p()
-            iface = interface.encode()
             _raise_if(
                 lib.wasmtime_component_linker_instance_add_instance(
                     root, iface, len(iface), byref(inner)
                 )
             )
-            try:
-                func = name.encode()
-                _raise_if(
-                    lib.wasmtime_component_linker_instance_add_func(
-                        inner.value, func, len(func), trampoline, None, _no_finalizer
-                    )
+            _raise_if(
+                lib.wasmtime_component_linker_instance_add_func(
+                    inner.value, func, len(func), trampoline, None, _no_finalizer
                 )
-            finally:
+            )
+        finally:  # the inner instance first: each locks the one it was made from
+            if inner.value:
                 lib.wasmtime_component_linker_instance_delete(inner.value)
-        finally:
             lib.wasmtime_component_linker_instance_delete(root)
 
     def instantiate(self, store: Store, component: Component) -> Instance:
@@ -368,7 +367,7 @@ class StringExport:
         made = 0
         try:
             for text in texts:
-                put_string(params[made], text)
+                put_bytes(params[made], text.encode("utf-8"))
                 made += 1
             result = Val()
             _raise_if(
@@ -379,7 +378,7 @@ class StringExport:
             if result.kind != _STRING:
                 lib.wasmtime_component_val_delete(byref(result))
                 raise WasmError("the export returned something other than a string")
-            return take_string(result)
+            return take_bytes(result).decode("utf-8")
         finally:
             for i in range(made):
                 lib.wasmtime_component_val_delete(byref(params[i]))

@@ -196,12 +196,11 @@ class Worker:
 
     # -- host functions (called by the guest; must never raise) -------------------------
 
-    def _wait(self, context, batch: str, timeout_ms: int) -> str:
+    def _wait(self, context, batch: bytes, timeout_ms: int) -> bytes:
         try:
             self.crossings += 1
             if batch:
-                payload = P.SEQ.pack(self.seq) + batch.encode("utf-8", "replace")
-                self.channel.send(P.CALLS, payload)
+                self.channel.send(P.CALLS, P.SEQ.pack(self.seq) + batch)
             self._since = asked = time.monotonic()
             wake = None if timeout_ms < 0 else self._since + timeout_ms / 1000
             done: list[bytes] = []
@@ -227,12 +226,13 @@ class Worker:
                 ticks = max(1, round((self.deadline - time.monotonic()) / EPOCH_TICK_S))
                 C.set_epoch_deadline(context, ticks)
             expired = not done and not self.paused and time.monotonic() >= self.deadline
-            return '{"expired": %s, "done": [%s]}' % (
-                "true" if expired else "false",
-                ",".join(d.decode() for d in done),
+            # the completions' JSON as the parent wrote it (UTF-8), never decoded here
+            return b'{"expired": %s, "done": [%s]}' % (
+                b"true" if expired else b"false",
+                b",".join(done),
             )
         except Exception as exc:  # noqa: BLE001
-            return json.dumps({"expired": True, "done": [], "host_error": str(exc)})
+            return json.dumps({"expired": True, "done": [], "host_error": str(exc)}).encode()
 
     def _credit(self) -> None:
         """Move the deadline on by the time blocked in `wait` while paused."""
