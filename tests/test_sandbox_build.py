@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from codemode.errors import ErrorKind
-from codemode.wasm_runtime import SandboxPool, _build, _component
+from codemode.errors import ErrorKind, WorkerError
+from codemode.wasm_runtime import Limits, SandboxPool, _build, _component
 
 
 def test_cache_key_covers_versions_flags_and_guest_sources(monkeypatch, tmp_path):
@@ -95,6 +95,42 @@ async def test_truncated_cache_is_rebuilt_and_then_runs(pool, tmp_path, monkeypa
     assert any("discarding cached sandbox" in m for m in messages)
     meta = json.loads((folder / _build.META_NAME).read_text())
     assert meta["compiled_size"] == compiled.stat().st_size
+
+
+async def test_a_bad_limit_is_not_a_bad_build_but_a_refused_file_is(pool, tmp_path, monkeypatch):
+    # A pool that cannot start for a reason of its own, a memory limit below the
+    # sandbox's floor, says why at once and leaves the cache alone (it once discarded a
+    # good artifact and compiled it again, to fail the same way). A cached file that
+    # passes its checksum but that wasmtime will not load (another wasmtime's, say: here,
+    # bytes of the right size and a meta.json that vouches for them) is built anew.
+    folder = _copy_cache(pool, tmp_path)
+    key = _component.component_key()[:24]
+    root = pool.artifact.compiled.parent.parent
+    shutil.copytree(root / f"component-{key}", tmp_path / "sandbox" / f"component-{key}")
+    monkeypatch.setenv("CODEMODE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_build, "_verified_cache", {})
+    compiled = folder / _build.COMPILED_NAME
+    before = compiled.stat().st_mtime_ns
+
+    messages: list[str] = []
+    with pytest.raises(WorkerError, match=r"below what the sandbox needs.*raise memory_mb"):
+        async with SandboxPool(
+            size=1, limits=Limits(memory_mb=4), progress=messages.append, quick_start=False
+        ):
+            pass
+    assert not any("discarding" in m or "compil" in m for m in messages), messages
+    assert compiled.stat().st_mtime_ns == before
+
+    compiled.write_bytes(b"\x01" * compiled.stat().st_size)
+    meta = json.loads((folder / _build.META_NAME).read_text())
+    meta["compiled_sha256"] = _component.sha256_file(compiled)
+    (folder / _build.META_NAME).write_text(json.dumps(meta))
+    (folder / _build.STAMP_NAME).unlink(missing_ok=True)
+    monkeypatch.setattr(_build, "_verified_cache", {})
+    async with SandboxPool(size=1, progress=messages.append, quick_start=False) as fresh:
+        assert fresh.artifact.built_now and fresh.artifact.compiled == compiled
+        assert (await fresh.execute("6 * 7")).result == 42
+    assert not any("componentize" in m for m in messages)  # only the compile was redone
 
 
 def _empty_cache_but_the_component(pool, tmp_path, monkeypatch) -> None:

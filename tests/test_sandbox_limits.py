@@ -56,6 +56,20 @@ async def test_uncaught_memory_error_names_the_limit(run):
     assert (await run("len('a' * 1000)")).result == 1000
 
 
+async def test_a_memory_limit_below_the_sandboxs_own_floor_says_so_and_the_worker_lives(pool, run):
+    # The guest's heap snapshot is ~21 MB: an instance cannot be made within less. The
+    # code never runs; the answer says so and names the limit, and the worker serves the
+    # next run (it once died making its next instance with the same limit).
+    workers = set(pool.worker_pids)
+    r = await run("1 + 1", memory_mb=4)
+    assert not r.ok and r.error.type == "MemoryError" and r.error.limit == "memory_mb"
+    assert "the code did not run" in r.error.message and "4 MB" in r.error.message
+    assert "Raise memory_mb" in r.error.message
+    for _ in range(2):
+        assert (await run("6 * 7")).result == 42
+    assert set(pool.worker_pids) == workers  # none died and was replaced
+
+
 async def test_deep_recursion_is_a_recursion_error(run):
     r = await run("def f(n):\n    return f(n + 1)\nf(0)")
     assert not r.ok and r.error.type == "RecursionError"

@@ -128,12 +128,18 @@ class Outcomes:
         if type_ == "TimeoutError":
             return self.timed_out()
         if type_ == "MemoryError":
-            return self.failed(
-                "MemoryError",
-                ErrorKind.LIMIT_EXCEEDED,
-                f"the code needed more than the memory_mb limit of {self.limits.memory_mb} MB",
-                "memory_mb",
-            )
+            floor = trap.get("floor_mb")
+            if floor:  # the instance could not be made within the limit: no code ran
+                message = (
+                    f"the memory_mb limit of {self.limits.memory_mb} MB is below what the "
+                    f"sandbox needs before any code runs ({floor} MB); the code did not run. "
+                    f"Raise memory_mb (the default is {Limits().memory_mb} MB)."
+                )
+            else:
+                message = (
+                    f"the code needed more than the memory_mb limit of {self.limits.memory_mb} MB"
+                )
+            return self.failed("MemoryError", ErrorKind.LIMIT_EXCEEDED, message, "memory_mb")
         if type_ == "RecursionError":
             return self.failed(
                 "RecursionError",

@@ -22,7 +22,7 @@ from ..errors import ErrorKind, WorkerError
 from ._build import Artifact, Progress, _stderr_progress, ensure_built_async
 from ._engine import OPTIMIZED
 from ._execution import Execution, memory_bytes
-from ._process import WorkerProcess
+from ._process import ArtifactRefused, WorkerProcess
 from ._types import ExecutionError, ExecutionResult, Limits, ToolHost
 
 log = logging.getLogger("codemode.sandbox")
@@ -89,9 +89,11 @@ class SandboxPool:
             self._artifact = await ensure_built_async(self._progress, quick=quick)
             try:
                 await self._add_worker()
-            except WorkerError as exc:
+            except ArtifactRefused as exc:
                 # The cached file passed its checksum but this wasmtime cannot load it
-                # (copied from another machine, say): build it anew, once.
+                # (copied from another machine, say): build it anew, once. (Any other
+                # failure to start, a memory limit below the sandbox's floor say, is
+                # raised as it is: a new build would fail the same way.)
                 log.warning("rebuilding the sandbox: a worker could not load it (%s)", exc)
                 self._artifact = await ensure_built_async(
                     self._progress, force=True, strategy=self._artifact.strategy

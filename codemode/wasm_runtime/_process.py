@@ -38,6 +38,12 @@ WORKER_START_TIMEOUT_S = 60.0
 loaded machine take seconds; a healthy start takes ~0.3 s)."""
 
 
+class ArtifactRefused(WorkerError):
+    """A worker could not start because wasmtime refused the compiled artifact itself
+    (another wasmtime, other flags, another machine): a new build may help. Any other
+    failure to start would only happen again."""
+
+
 Handler = Callable[[int, bytes], bool]
 """Called with each frame as it arrives; returns whether it took the frame."""
 
@@ -161,9 +167,9 @@ class WorkerProcess:
             raise
         if kind != P.READY:
             await worker.kill()
-            raise WorkerError(
-                f"a sandbox worker failed to start: {payload.decode(errors='replace')}"
-            )
+            cause, _, message = payload.decode(errors="replace").partition("\n")
+            error = ArtifactRefused if cause == "artifact" else WorkerError
+            raise error(f"a sandbox worker failed to start: {message}")
         worker.ready_ms = (time.monotonic() - started) * 1000
         return worker
 

@@ -25,7 +25,8 @@ CLOCK = ord("K")  # SEQ + b"P" (a person is being asked: time spent waiting is n
 READY = ord("Y")  # empty: the worker is ready
 CALLS = ord("T")  # SEQ + the guest's batch JSON, unparsed: the parent validates it
 RESULT = ord("R")  # JSON header line, b"\n", then the guest's outcome JSON
-FATAL = ord("F")  # UTF-8 message: the worker could not start
+FATAL = ord("F")  # b"artifact" or b"start", b"\n", a UTF-8 message: the worker could not
+#                   start ("artifact": wasmtime refused the compiled file itself)
 
 
 def frame(kind: int, payload: bytes) -> bytes:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -151,7 +152,10 @@ class Worker:
     def __init__(self, channel: Channel, compiled_path: str, strategy: str = OPTIMIZED) -> None:
         self.channel = channel
         self.engine = C.Engine(strategy)
-        self.component = C.Component(self.engine, compiled_path)
+        try:
+            self.component = C.Component(self.engine, compiled_path)
+        except C.WasmError as exc:
+            raise ArtifactRefused(str(exc)) from None
         self.linker = C.Linker(self.engine)
         self.linker.add_wasip2()  # wasi:cli/clocks/random/filesystem; never wasi-http
         self.linker.add_wait(HOST_INTERFACE, "wait", self._wait)
@@ -280,7 +284,10 @@ class Worker:
         # the next one is made (two are never held at once).
         self.finished = None
         if self.ready is None and not keep:
-            self.ready = self.instantiate(memory_bytes)  # the next execution's fresh instance
+            try:  # the next execution's fresh instance
+                self.ready = self.instantiate(memory_bytes)
+            except C.WasmError:
+                pass  # (a memory limit below the sandbox's floor): made, or refused, on demand
 
     def _run(
         self, request: dict, memory_bytes: int, timeout_s: float, keep: bool
@@ -322,7 +329,24 @@ class Worker:
                 self.execute(json.loads(payload))
 
 
+class ArtifactRefused(Exception):
+    """wasmtime would not load the compiled file (another version, flags or machine)."""
+
+
+_FLOOR = re.compile(r"minimum size of (\d+) pages exceeds memory limits")
+
+
+def memory_floor_mb(message: str) -> int | None:
+    """The memory the sandbox needs before any code runs, if `message` says the limit is
+    below it (its heap snapshot is that big)."""
+    found = _FLOOR.search(message)
+    return -(-int(found.group(1)) * 65536 // (1 << 20)) if found else None
+
+
 def _classify_trap(message: str) -> dict:
+    floor = memory_floor_mb(message)
+    if floor is not None:
+        return {"type": "MemoryError", "message": message.strip(), "floor_mb": floor}
     # wasmtime's message opens with "error while executing at wasm backtrace:" and the
     # frames; what happened is the first line after "Caused by:"
     _, caused, cause = message.partition("Caused by:")
@@ -347,7 +371,15 @@ def main() -> None:
             worker = Worker(channel, sys.argv[2], strategy)
             worker.ready = worker.instantiate(int(sys.argv[3]))
         except Exception as exc:  # noqa: BLE001
-            channel.send(P.FATAL, f"{type(exc).__name__}: {exc}".encode())
+            cause = b"artifact" if isinstance(exc, ArtifactRefused) else b"start"
+            floor = memory_floor_mb(str(exc))
+            text = f"{type(exc).__name__}: {exc}"
+            if floor is not None:
+                text = (
+                    f"the memory limit ({int(sys.argv[3]) >> 20} MB) is below what the sandbox "
+                    f"needs before any code runs ({floor} MB): raise memory_mb"
+                )
+            channel.send(P.FATAL, cause + b"\n" + text.encode())
             return
         channel.send(P.READY, b"")
         worker.serve()
