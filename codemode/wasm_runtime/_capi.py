@@ -87,12 +87,9 @@ _SIGNATURES = {
     "wasmtime_config_cranelift_opt_level_set": (None, [_p, c_uint8]),
     "wasmtime_config_strategy_set": (None, [_p, c_uint8]),
     "wasm_engine_new_with_config": (_p, [_p]),
-    "wasm_engine_delete": (None, [_p]),
     "wasmtime_engine_increment_epoch": (None, [_p]),
     "wasmtime_component_deserialize_file": (_p, [_p, c_char_p, POINTER(_p)]),
-    "wasmtime_component_delete": (None, [_p]),
     "wasmtime_component_linker_new": (_p, [_p]),
-    "wasmtime_component_linker_delete": (None, [_p]),
     "wasmtime_component_linker_root": (_p, [_p]),
     "wasmtime_component_linker_instance_add_instance": (_p, [_p, c_char_p, c_size_t, POINTER(_p)]),
     "wasmtime_component_linker_instance_add_func": (
@@ -319,7 +316,7 @@ class Store:
         lib.wasmtime_store_limiter(self.ptr, memory_bytes, -1, -1, -1, -1)
 
     def set_epoch_deadline(self, ticks: int) -> None:
-        lib.wasmtime_context_set_epoch_deadline(self.context, ticks)
+        set_epoch_deadline(self.context, ticks)
 
     def close(self) -> None:
         if self.ptr is not None and lib is not None:
@@ -330,7 +327,8 @@ class Store:
 
 
 def set_epoch_deadline(context: int, ticks: int) -> None:
-    """From inside a host function (which is given the store's context)."""
+    """The store's deadline, `ticks` epochs from now; by its context, which is what a host
+    function is given."""
     lib.wasmtime_context_set_epoch_deadline(context, ticks)
 
 

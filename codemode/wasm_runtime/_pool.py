@@ -227,14 +227,10 @@ class SandboxPool:
         async with self._available:
             self._available.notify_all()
 
-    async def _release(self, worker: WorkerProcess, healthy: bool) -> None:
+    async def _retire(self, worker: WorkerProcess) -> None:
+        """Kill a worker that is not given back (its run did not end cleanly, it died,
+        the pool is closing, or it runs a replaced artifact) and start its successor."""
         self._busy.discard(worker)
-        current = worker.compiled == self.artifact.compiled
-        if healthy and worker.alive and not self._closed and current:
-            async with self._available:
-                self._idle.append(worker)
-                self._available.notify_all()
-            return
         self._replace_later()
         await worker.kill()
         async with self._available:
@@ -271,7 +267,7 @@ class SandboxPool:
                 # Shielded, in a task of the pool's: a cancelled caller (an MCP client's
                 # cancel arrives as an anyio cancel scope, which cancels every later await
                 # too) must still get its worker killed and replaced.
-                cleanup = asyncio.ensure_future(self._release(worker, execution.healthy))
+                cleanup = asyncio.ensure_future(self._retire(worker))
                 self._cleanups.add(cleanup)
                 cleanup.add_done_callback(self._cleanups.discard)
                 await asyncio.shield(cleanup)

@@ -4,9 +4,8 @@ Started by the pool as `python -E -S _worker.py FD COMPILED MEMORY_BYTES WASMTIM
 (by path, with no site and an empty environment, so it imports only the stdlib and its
 sibling modules `_protocol`, `_engine` and `_capi`, which loads wasmtime's library from
 wasmtime-py's folder in WASMTIME_DIR). FD is its end of a socketpair; stdout is never
-used. Each execution gets a fresh Store and
-instance; the next one is prepared while the worker is idle, so an execution does not
-wait for instantiation.
+used. Each execution gets a fresh Store and instance; the next one is prepared while the
+worker is idle, so an execution does not wait for instantiation.
 
 Host functions never raise into wasmtime (an exception crossing it is stored in a global
 that is not thread-safe and poisons the instance); every failure is returned as data.

@@ -224,20 +224,13 @@ class ToolFunction:
         self.__doc__ = f"{self.signature}\n\n{self.doc}".strip()
 
     def _bind(self, args, kwargs) -> dict:
-        dumps = self._dumps
         if not (len(args) == 1 and isinstance(args[0], dict)) and len(args) <= len(self.params):
             # The usual calls, nothing to report: positional arguments that cover every
             # required parameter, or keyword arguments that name only parameters.
             if not kwargs and len(args) >= self.covering:
-                return {
-                    name: value if type(value) in _PLAIN else jsonable_arg(name, value, dumps)
-                    for name, value in zip(self.params, args)
-                }
+                return self._jsonable(zip(self.params, args))
             if not args and kwargs.keys() <= self.param_set and self.required_set <= kwargs.keys():
-                return {
-                    name: value if type(value) in _PLAIN else jsonable_arg(name, value, dumps)
-                    for name, value in kwargs.items()
-                }
+                return self._jsonable(kwargs.items())
         if len(args) == 1 and not kwargs and isinstance(args[0], dict) and args[0]:
             given = args[0]
             request = given.get("arguments") if set(given) <= {"name", "arguments"} else None
@@ -268,7 +261,15 @@ class ToolFunction:
                 f"{self.path}() missing required argument(s): "
                 f"{', '.join(map(repr, missing))}; signature: {self.signature}"
             )
-        return {name: jsonable_arg(name, value, dumps) for name, value in bound.items()}
+        return self._jsonable(bound.items())
+
+    def _jsonable(self, pairs) -> dict:
+        """The arguments, each as JSON will carry it (plain values as they are, at once)."""
+        dumps = self._dumps
+        return {
+            name: value if type(value) in _PLAIN else jsonable_arg(name, value, dumps)
+            for name, value in pairs
+        }
 
     def __call__(self, *args, **kwargs):
         if 2 <= len(args) <= len(self.params) and list(args) == self.params[: len(args)]:

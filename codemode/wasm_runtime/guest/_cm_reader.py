@@ -6,7 +6,7 @@ the program binds anywhere. `_cm_precheck` decides from that what is certainly w
 import ast
 import builtins
 
-from _cm_ast import FastVisitor, children, walk
+from _cm_ast import FastVisitor, walk
 
 _DYNAMIC_NAMES = frozenset(
     {"globals", "locals", "vars", "exec", "eval", "__import__", "setattr", "delattr",
@@ -55,10 +55,7 @@ def _all_bound(tree: ast.AST) -> set[str]:
     """Every name the program binds, in any scope (an iterative walk: no recursion limit)."""
     bound: set[str] = set()
     name, load, binders = ast.Name, ast.Load, _BINDERS
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        stack += children(node)
+    for node in walk(tree):
         kind = type(node)
         if kind is name:
             if type(node.ctx) is not load:
