@@ -51,7 +51,7 @@ def test_a_worker_loads_its_own_binding_and_not_wasmtime_py():
         [sys.executable, "-E", "-S", "-c", code], capture_output=True, text=True, check=True
     )
     roots = {name.split(".")[0] for name in out.stdout.split()}
-    assert {"_capi", "_protocol", "_engine"} <= roots
+    assert {"_capi", "_protocol"} <= roots
     assert not roots & {"wasmtime", "typing", "dataclasses", "asyncio", "codemode"}
 
 

@@ -186,7 +186,7 @@ def _worker_module():
         module = importlib.import_module("_worker")
     finally:
         sys.path.remove(folder)
-    module.C.load(_process._wasmtime_path())  # as the worker's main() does
+    module.C.load(_process.library_path())  # as the worker's main() does
     return module
 
 
@@ -215,33 +215,47 @@ def test_a_host_function_that_raises_ends_the_run_as_a_trap_and_the_worker_lives
         def _wait(self, context, batch, timeout_ms):
             raise RuntimeError("the host broke")
 
+    from codemode.wasm_runtime import _protocol as P
+    from codemode.wasm_runtime._engine import EPOCH_TICK_S, engine_settings
+    from codemode.wasm_runtime._outcome import classify_trap
+
     frames = _KeptFrames()
-    worker = BrokenHost(frames, str(pool.artifact.compiled), pool.artifact.strategy)
+    settings = worker_module.Settings(
+        P.settings(engine_settings(pool.artifact.strategy), EPOCH_TICK_S),
+        P.WARMUP_CODE,
+        P.prepare_options(None),
+        P.EMPTY_CATALOG,
+    )
+    worker = BrokenHost(frames, str(pool.artifact.compiled), settings)
     catalog = {"functions": [{"path": "tool", "target": "tool", "params": []}], "namespaces": []}
-    worker.catalog = ("c1", json.dumps(catalog))
     memory = 256 << 20
     worker.ready = worker.instantiate(memory)
+    sent_catalog = [json.dumps(catalog)]
 
     def execute(code: str) -> tuple[dict, dict]:
         options = {"catalog_id": "c1", "limits": {"max_stdout_bytes": 100}}
         worker.execute(
-            {
-                "seq": 1,
-                "code": code,
-                "options": json.dumps(options),
-                "timeout_s": 10,
-                "memory_bytes": memory,
-                "max_stdout_bytes": 100,
-                "catalog_id": "c1",
-            }
+            P.execute_payload(
+                1,
+                code,
+                json.dumps(options),
+                timeout_s=10,
+                memory_bytes=memory,
+                max_stdout_bytes=100,
+                keep=False,
+                catalog_id="c1",
+                catalog=sent_catalog.pop() if sent_catalog else None,
+            )
         )
         kind, payload = frames.sent.pop()
         assert kind == worker_module.P.RESULT
-        header, _, outcome = payload.partition(b"\n")
-        return json.loads(header), json.loads(outcome) if outcome else {}
+        _, _, _, trap, message, _, outcome = P.parse_result(payload)
+        header = {"trap": None if trap == P.TRAP_NONE else {"kind": trap, "message": message}}
+        return header, json.loads(outcome) if outcome else {}
 
     header, _ = execute("await tool()")
-    assert header["trap"]["type"] == "SandboxTrap"
+    assert header["trap"]["kind"] == P.TRAP_WASM
+    assert classify_trap(header["trap"]["message"])["type"] == "SandboxTrap"
     assert "the host broke" in header["trap"]["message"]
     header, outcome = execute("'é' * 2 + '🦀'")
     assert header["trap"] is None and outcome["ok"]

@@ -4,9 +4,10 @@ Importing wasmtime-py costs a worker ~95 ms and ~7 MB (ctypes declarations of th
 C API, typing, dataclasses), and its component calls work out the function's type on
 every call (~50 us a run, ~25 us a tool call here). A worker needs an engine, a compiled
 component, a linker with WASI and one host function, a store per instance and one export.
-The library is wasmtime-py's own (the pinned wasmtime), loaded from its package folder;
-the build still compiles with wasmtime-py (`_engine.make_engine`), with the same flags
-(`_engine.engine_settings`), so what it compiles loads here.
+The library is wasmtime-py's own (the pinned wasmtime), at the path the parent gives; the
+build still compiles with wasmtime-py (`_engine.make_engine`), and the parent passes the
+same flags (`_engine.engine_settings`), so what it compiles loads here. The native worker
+(`worker.c`) declares the same calls.
 
 The two crossings of the guest boundary have the fixed signatures of guest/wit/sandbox.wit:
 the export `run(string, string, string) -> string` and the import `wait(string, s32) ->
@@ -21,7 +22,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import sys
 from collections.abc import Callable
 from ctypes import (
     CFUNCTYPE,
@@ -40,8 +40,6 @@ from ctypes import (
     c_uint64,
     c_void_p,
 )
-
-from _engine import engine_settings
 
 _STRING = 12  # WASMTIME_COMPONENT_STRING
 _S32 = 5  # WASMTIME_COMPONENT_S32
@@ -130,18 +128,6 @@ _SIGNATURES = {
 }
 
 
-def library_path(site: str) -> str:
-    """Where wasmtime-py keeps its library, under the folder it is installed in."""
-    name = {"linux": "_libwasmtime.so", "darwin": "_libwasmtime.dylib", "win32": "_wasmtime.dll"}
-    machine = {"AMD64": "x86_64", "arm64": "aarch64", "ARM64": "aarch64"}
-    arch = (
-        os.uname().machine if hasattr(os, "uname") else os.environ.get("PROCESSOR_ARCHITECTURE", "")
-    )
-    arch = machine.get(arch, arch)
-    platform = "linux" if sys.platform.startswith("linux") else sys.platform
-    return os.path.join(site, "wasmtime", f"{platform}-{arch}", name.get(platform, "?"))
-
-
 class _Lib:
     """The library's functions, declared on first use of `load`."""
 
@@ -156,10 +142,10 @@ class _Lib:
 lib: _Lib = None  # type: ignore[assignment]
 
 
-def load(site: str) -> None:
-    """Load wasmtime's library from wasmtime-py's folder under `site`."""
+def load(path: str) -> None:
+    """Load wasmtime's library (wasmtime-py's, at `path`)."""
     global lib
-    lib = _Lib(library_path(site))
+    lib = _Lib(path)
 
 
 class WasmError(Exception):
@@ -206,8 +192,8 @@ def _no_finalizer(_data) -> None:
 
 
 class Engine:
-    def __init__(self, strategy: str) -> None:
-        epoch, strategy_code, opt_level = engine_settings(strategy)
+    def __init__(self, epoch: bool, strategy_code: int | None, opt_level: int | None) -> None:
+        """The flags as `_engine.engine_settings` gives them (None: wasmtime's default)."""
         config = lib.wasm_config_new()
         lib.wasmtime_config_epoch_interruption_set(config, epoch)
         if strategy_code is not None:

@@ -173,25 +173,25 @@ class Execution:
                 "max_result_bytes": self.limits.max_result_bytes,
             },
         }
-        request: dict[str, Any] = {
-            "seq": self.seq,
-            "code": code,
-            "options": json.dumps(options),
-            "timeout_s": self.limits.timeout_s,
-            "memory_bytes": memory_bytes(self.limits),
-            "max_stdout_bytes": self.limits.max_stdout_bytes,
-            "keep": self.keep,
-            "catalog_id": catalog_id,
-        }
-        if self.worker.catalog_id != catalog_id:  # a worker keeps the last one it was sent
-            request["catalog"] = catalog
-            self.worker.catalog_id = catalog_id
+        catalog_new = self.worker.catalog_id != catalog_id  # a worker keeps the last one
+        request = P.execute_payload(
+            self.seq,
+            code,
+            json.dumps(options),
+            timeout_s=self.limits.timeout_s,
+            memory_bytes=memory_bytes(self.limits),
+            max_stdout_bytes=self.limits.max_stdout_bytes,
+            keep=self.keep,
+            catalog_id=catalog_id,
+            catalog=catalog if catalog_new else None,
+        )
+        self.worker.catalog_id = catalog_id
         self.state = State.RUNNING
         # Calls start from the frame reader's callback, which runs in the loop's context,
         # not this task's: each call gets a copy of this one (the caller's trace, say).
         self._context = contextvars.copy_context()
         self.worker.listen(self._take_calls)
-        self.worker.send(P.EXECUTE, json.dumps(request).encode())
+        self.worker.send(P.EXECUTE, request)
         try:
             return await self._receive()
         finally:

@@ -4,9 +4,11 @@ outcome, the worker's traps and the pool's own failures get their `ErrorKind`.""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ..errors import ErrorKind
+from . import _protocol as P
 from ._types import ExecutionError, ExecutionResult, ExecutionStats, Limits
 
 _GUEST_KINDS = {
@@ -58,17 +60,19 @@ class Outcomes:
         )
 
     def finished(self, payload: bytes) -> ExecutionResult:
-        """The worker's RESULT frame: a JSON header line, then the guest's outcome."""
-        head, _, body = payload.partition(b"\n")
-        header = json.loads(head)
-        self.stats.crossings = header["crossings"]
-        self.kept = bool(header.get("kept"))
-        trap = header.get("trap")
+        """The worker's RESULT frame (`_protocol.parse_result`)."""
+        crossings, dropped, self.kept, kind, message, stdout, body = P.parse_result(payload)
+        self.stats.crossings = crossings
+        trap = None
+        if kind == P.TRAP_WASM:
+            trap = classify_trap(message)
+        elif kind != P.TRAP_NONE:
+            trap = {"type": "SandboxError", "message": message}
         outcome = json.loads(body) if trap is None else {}
         result = self.trapped(trap) if trap is not None else self.base()
         limits = self.limits
-        result.stdout = header.get("stdout", "")
-        dropped = header.get("stdout_dropped", 0) + outcome.get("stdout_dropped_bytes", 0)
+        result.stdout = stdout
+        dropped += outcome.get("stdout_dropped_bytes", 0)
         if dropped:
             result.stdout += (
                 f"\n…[stdout truncated: {dropped:,} more bytes dropped; the limit "
@@ -153,3 +157,33 @@ class Outcomes:
             "breaks the sandbox's own runtime ends this way; nothing outside it was affected, "
             "and the next execution starts fresh)",
         )
+
+
+_FLOOR = re.compile(r"minimum size of (\d+) pages exceeds memory limits")
+
+
+def memory_floor_mb(message: str) -> int | None:
+    """The memory the sandbox needs before any code runs, if wasmtime's `message` says
+    the limit is below it (the guest's heap snapshot is that big)."""
+    found = _FLOOR.search(message)
+    return -(-int(found.group(1)) * 65536 // (1 << 20)) if found else None
+
+
+def classify_trap(message: str) -> dict:
+    """What wasmtime's error `message` (a trap, or a failed instantiation) means for the
+    program: {"type", "message"} (and "floor_mb" for a limit below the sandbox's floor)."""
+    floor = memory_floor_mb(message)
+    if floor is not None:
+        return {"type": "MemoryError", "message": message.strip(), "floor_mb": floor}
+    # wasmtime's message opens with "error while executing at wasm backtrace:" and the
+    # frames; what happened is the first line after "Caused by:"
+    _, caused, cause = message.partition("Caused by:")
+    lines = [line.strip() for line in (cause if caused else message).splitlines() if line.strip()]
+    first = lines[0] if lines else message
+    if "interrupt" in message:
+        return {"type": "TimeoutError", "message": "the code ran past its deadline"}
+    if "call stack exhausted" in message or "stack overflow" in message:
+        return {"type": "RecursionError", "message": "the WebAssembly stack is exhausted"}
+    if "memory" in message and ("limit" in message or "grow" in message):
+        return {"type": "MemoryError", "message": first}
+    return {"type": "SandboxTrap", "message": first}

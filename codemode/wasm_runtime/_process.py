@@ -9,6 +9,8 @@ import collections
 import contextlib
 import functools
 import importlib.util
+import os
+import platform
 import socket
 import sys
 import time
@@ -17,7 +19,8 @@ from pathlib import Path
 
 from ..errors import WorkerError
 from . import _protocol as P
-from ._engine import OPTIMIZED
+from ._engine import EPOCH_TICK_S, OPTIMIZED, engine_settings
+from ._outcome import memory_floor_mb
 
 WORKER_SCRIPT = Path(__file__).with_name("_worker.py")
 
@@ -31,6 +34,35 @@ def _wasmtime_path() -> str:
     if spec is None or not spec.submodule_search_locations:
         raise WorkerError("wasmtime is not installed: pip install -e . (it pins wasmtime)")
     return str(Path(next(iter(spec.submodule_search_locations))).parent)
+
+
+def library_path() -> str:
+    """wasmtime's library, as wasmtime-py ships it in its package folder."""
+    name = {"linux": "_libwasmtime.so", "darwin": "_libwasmtime.dylib", "win32": "_wasmtime.dll"}
+    machine = {"AMD64": "x86_64", "arm64": "aarch64", "ARM64": "aarch64"}
+    arch = platform.machine()
+    arch = machine.get(arch, arch)
+    system = "linux" if sys.platform.startswith("linux") else sys.platform
+    return os.path.join(_wasmtime_path(), "wasmtime", f"{system}-{arch}", name.get(system, "?"))
+
+
+def worker_command(fd: int, compiled: Path, memory_bytes: int, strategy: str) -> list[str]:
+    """How a worker is started: the program (`_worker.py` under this Python, `-E -S`),
+    then the arguments both workers take (see `_worker.py`)."""
+    return [
+        sys.executable,
+        "-E",
+        "-S",
+        str(WORKER_SCRIPT),
+        str(fd),
+        str(compiled),
+        str(memory_bytes),
+        library_path(),
+        P.settings(engine_settings(strategy), EPOCH_TICK_S),
+        P.WARMUP_CODE,
+        P.prepare_options(None),
+        P.EMPTY_CATALOG,
+    ]
 
 
 WORKER_START_TIMEOUT_S = 60.0
@@ -132,15 +164,7 @@ class WorkerProcess:
         parent_sock, child_sock = socket.socketpair()
         try:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-E",
-                "-S",
-                str(WORKER_SCRIPT),
-                str(child_sock.fileno()),
-                str(compiled),
-                str(memory_bytes),
-                _wasmtime_path(),
-                strategy,
+                *worker_command(child_sock.fileno(), compiled, memory_bytes, strategy),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,  # stdout may be the MCP channel: never share it
                 stderr=None,
@@ -169,6 +193,12 @@ class WorkerProcess:
             await worker.kill()
             cause, _, message = payload.decode(errors="replace").partition("\n")
             error = ArtifactRefused if cause == "artifact" else WorkerError
+            floor = memory_floor_mb(message)
+            if floor is not None:
+                message = (
+                    f"the memory limit ({memory_bytes >> 20} MB) is below what the sandbox "
+                    f"needs before any code runs ({floor} MB): raise memory_mb"
+                )
             raise error(f"a sandbox worker failed to start: {message}")
         worker.ready_ms = (time.monotonic() - started) * 1000
         return worker

@@ -1,11 +1,15 @@
-"""A sandbox worker process: holds the compiled component, runs one execution at a time.
+"""A sandbox worker process in Python: the twin of the native worker (`worker.c`), run
+where that one cannot be built (no C compiler). The two take the same arguments and speak
+the same frames (`_protocol`); a change to one is a change to both.
 
-Started by the pool as `python -E -S _worker.py FD COMPILED MEMORY_BYTES WASMTIME_DIR STRATEGY`
-(by path, with no site and an empty environment, so it imports only the stdlib and its
-sibling modules `_protocol`, `_engine` and `_capi`, which loads wasmtime's library from
-wasmtime-py's folder in WASMTIME_DIR). FD is its end of a socketpair; stdout is never
-used. Each execution gets a fresh Store and instance; the next one is prepared while the
-worker is idle, so an execution does not wait for instantiation.
+Started by the pool as `python -E -S _worker.py FD COMPILED MEMORY_BYTES LIBRARY SETTINGS
+WARMUP_CODE PREPARE_OPTIONS CATALOG` (by path, with no site and an empty environment, so it
+imports only the stdlib and its sibling modules `_protocol` and `_capi`, which loads
+wasmtime's library from LIBRARY). FD is its end of a socketpair; stdout is never used.
+SETTINGS is `_protocol.settings`; the last three are the warm-up program, its options and
+the catalog a first instance is prepared with. Each execution gets a fresh Store and
+instance; the next one is prepared while the worker is idle, so an execution does not
+wait for instantiation.
 
 Host functions never raise into wasmtime (an exception crossing it is stored in a global
 that is not thread-safe and poisons the instance); every failure is returned as data.
@@ -15,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import select
 import signal
 import socket
@@ -25,7 +28,8 @@ import time
 
 import _capi as C
 import _protocol as P
-from _engine import EPOCH_TICK_S, HOST_INTERFACE, OPTIMIZED
+
+HOST_INTERFACE = "codemode:sandbox/host"  # as guest/wit/sandbox.wit names it
 
 
 def _die_with_parent() -> None:
@@ -98,25 +102,6 @@ class Channel:
             self._read()
 
 
-SPIN_S = 0.0003
-"""How long a guest waiting on its tool calls polls the socket before it sleeps. Waking a
-sleeping process costs ~0.1 ms here (a socket round trip between two processes: 165 us
-asleep, 48 us polling), which is most of a fast tool call."""
-QUICK_S = 0.00075
-"""A worker polls only while answers come within this (in-process tools, caches; sleeping
-adds its wake-up to what is measured, so this is longer than SPIN_S); after an answer
-that took longer (a real downstream server, a timer) it sleeps at once, so slow tools
-cost it no CPU, until answers come this fast again."""
-
-
-# Run on every new instance while the worker is idle, before any user code: the first call
-# into a fresh instance pays for page faults on the heap snapshot (~2 ms); this pays it
-# ahead. It is our fixed program, so no user state can be carried by it.
-WARMUP_CODE = "import asyncio\nawait asyncio.sleep(0)\nprint(end='')\n[1][0]"
-WARMUP_LIMITS = {"max_stdout_bytes": 1, "max_result_bytes": 64}
-NO_CATALOG = (None, '{"functions": [], "namespaces": []}')
-
-
 class Output:
     """WASI stdout/stderr of every store: keeps the first `limit` bytes, counts the rest.
     The guest can write to fd 1 directly, so this bound is the one that holds."""
@@ -147,10 +132,22 @@ class Ready:
         self.memory_bytes, self.catalog_id = memory_bytes, catalog_id
 
 
+class Settings:
+    """What the parent starts a worker with (its arguments after MEMORY_BYTES)."""
+
+    def __init__(self, settings: str, warmup: str, prepare: str, catalog: str) -> None:
+        epoch, strategy, opt_level, self.tick_s, self.spin_s, self.quick_s = P.parse_settings(
+            settings
+        )
+        self.engine = (epoch, strategy, opt_level)
+        self.warmup, self.prepare, self.catalog = warmup, prepare, catalog
+
+
 class Worker:
-    def __init__(self, channel: Channel, compiled_path: str, strategy: str = OPTIMIZED) -> None:
+    def __init__(self, channel: Channel, compiled_path: str, settings: Settings) -> None:
         self.channel = channel
-        self.engine = C.Engine(strategy)
+        self.settings = settings
+        self.engine = C.Engine(*settings.engine)
         try:
             self.component = C.Component(self.engine, compiled_path)
         except C.WasmError as exc:
@@ -160,12 +157,13 @@ class Worker:
         self.linker.add_wait(HOST_INTERFACE, "wait", self._wait)
         self.ready: Ready | None = None
         self.kept: Ready | None = None
-        """The instance a run asked to keep (`"keep": true`): the next such run continues it."""
+        """The instance a run asked to keep: the next such run continues it."""
         self.finished: Ready | None = None
         """The instance of the run being reported: freed once its result is sent."""
-        self.catalog: tuple[str | None, str] = NO_CATALOG
-        """The last catalog the parent sent (id, JSON): new instances are given it while
-        the worker is idle, and build the next program's globals from it then."""
+        self.catalog: tuple[bytes, str, str] = (b"", settings.catalog, settings.prepare)
+        """The last catalog the parent sent (id, JSON, the warm-up's options for it; no id:
+        the one the worker started with): new instances are given it while the worker is
+        idle, and build the next program's globals from it then."""
         self.seq = 0
         self.deadline = 0.0
         self.paused = False
@@ -176,12 +174,14 @@ class Worker:
         self.crossings = 0
         self.quick = True
         """The last wait's answers came within QUICK_S: the next one polls first."""
+        self.pending: bytes | None = None
+        """An EXECUTE frame read while a warm-up waited: run next."""
         self.output = Output()
         threading.Thread(target=self._tick, name="epoch-ticker", daemon=True).start()
 
     def _tick(self) -> None:
         while True:
-            time.sleep(EPOCH_TICK_S)
+            time.sleep(self.settings.tick_s)
             self.engine.increment_epoch()
 
     def instantiate(self, memory_bytes: int) -> Ready:
@@ -192,9 +192,8 @@ class Worker:
         assert run is not None, "the component exports no `run`"
         self.deadline = time.monotonic() + 60
         self.paused = False
-        catalog_id, catalog = self.catalog
-        options = {"catalog_id": catalog_id, "limits": WARMUP_LIMITS, "prepare": True}
-        run(WARMUP_CODE, json.dumps(options), catalog)
+        catalog_id, catalog, prepare = self.catalog
+        run(self.settings.warmup, prepare, catalog)
         return Ready(store, run, memory_bytes, catalog_id)
 
     # -- host functions (called by the guest; must never raise) -------------------------
@@ -207,7 +206,7 @@ class Worker:
             self._since = asked = time.monotonic()
             wake = None if timeout_ms < 0 else self._since + timeout_ms / 1000
             done: list[bytes] = []
-            spin = SPIN_S if self.quick else 0.0
+            spin = self.settings.spin_s if self.quick else 0.0
             while not done:
                 until = wake if self.paused else min(self.deadline, wake or self.deadline)
                 remaining = None if until is None else until - time.monotonic()
@@ -216,7 +215,7 @@ class Worker:
                     break
                 self._take(got, done)
             # poll next time only if answers came while polling would have (not a timer)
-            self.quick = bool(done) and time.monotonic() - asked <= QUICK_S
+            self.quick = bool(done) and time.monotonic() - asked <= self.settings.quick_s
             while True:  # everything else that has already arrived
                 got = self.channel.recv(0)
                 if got is None:
@@ -226,8 +225,8 @@ class Worker:
             self._since = None
             if self._credited:  # the deadline moved on: so does the CPU timer's
                 self._credited = False
-                ticks = max(1, round((self.deadline - time.monotonic()) / EPOCH_TICK_S))
-                C.set_epoch_deadline(context, ticks)
+                ticks = round((self.deadline - time.monotonic()) / self.settings.tick_s)
+                C.set_epoch_deadline(context, max(1, ticks))
             expired = not done and not self.paused and time.monotonic() >= self.deadline
             # the completions' JSON as the parent wrote it (UTF-8), never decoded here
             return b'{"expired": %s, "done": [%s]}' % (
@@ -247,6 +246,9 @@ class Worker:
 
     def _take(self, got: tuple[int, bytes], done: list[bytes]) -> None:
         kind, payload = got
+        if kind == P.EXECUTE:
+            self.pending = payload  # (a warm-up's wait) the next run, kept for serve()
+            return
         if P.SEQ.unpack_from(payload)[0] != self.seq:
             return  # a late frame of an earlier execution
         if kind == P.COMPLETION:
@@ -257,28 +259,25 @@ class Worker:
 
     # -- executions -------------------------------------------------------------------
 
-    def execute(self, request: dict) -> None:
-        self.seq = request["seq"]
-        memory_bytes = int(request["memory_bytes"])
-        timeout_s = float(request["timeout_s"])
-        started = time.monotonic()
-        self.deadline = started + timeout_s
+    def execute(self, payload: bytes) -> None:
+        seq, memory_bytes, timeout_s, max_stdout, keep, has_catalog = P.EXECUTE_HEAD.unpack_from(
+            payload
+        )
+        (catalog_id, code, options), end = P.read_fields(payload, P.EXECUTE_HEAD.size, 3)
+        if has_catalog:  # new to this worker: it stays until another comes
+            (catalog, prepare), _ = P.read_fields(payload, end, 2)
+            self.catalog = (catalog_id, catalog.decode(), prepare.decode())
+        self.seq = seq
+        self.deadline = time.monotonic() + timeout_s
         self.paused = False
         self.crossings = 0
         self.quick = True
-        self.output.reset(int(request["max_stdout_bytes"]))
-        keep = bool(request.get("keep"))
-        if "catalog" in request:  # new to this worker: it stays until another comes
-            self.catalog = (request["catalog_id"], request["catalog"])
-        trap, outcome = self._run(request, memory_bytes, timeout_s, keep)
-        header = {
-            "crossings": self.crossings,
-            "trap": trap,
-            "stdout": self.output.data.decode("utf-8", "replace"),
-            "stdout_dropped": self.output.dropped,
-            "kept": self.kept is not None,
-        }
-        self.channel.send(P.RESULT, json.dumps(header).encode() + b"\n" + outcome)
+        self.output.reset(max_stdout)
+        trap, message, outcome = self._run(
+            code.decode(), options.decode(), memory_bytes, timeout_s, bool(keep)
+        )
+        head = P.RESULT_HEAD.pack(self.crossings, self.output.dropped, self.kept is not None, trap)
+        self.channel.send(P.RESULT, head + P.fields(message, bytes(self.output.data)) + outcome)
         # Dropped after the result is sent (freeing an instance takes ~0.7 ms) and before
         # the next one is made (two are never held at once).
         self.finished = None
@@ -289,75 +288,48 @@ class Worker:
                 pass  # (a memory limit below the sandbox's floor): made, or refused, on demand
 
     def _run(
-        self, request: dict, memory_bytes: int, timeout_s: float, keep: bool
-    ) -> tuple[dict | None, bytes]:
-        """Run the program in its instance: (trap or None, the guest's outcome JSON)."""
+        self, code: str, options: str, memory_bytes: int, timeout_s: float, keep: bool
+    ) -> tuple[int, bytes, bytes]:
+        """Run the program in its instance: (TRAP_*, its message, the guest's outcome)."""
         kept, self.kept = self.kept, None
-        trap = None
-        outcome = b""
         try:
             if keep and kept is not None:
                 ready = kept  # the same instance as the last run: its globals are still there
             else:
                 ready, self.ready = self.ready, None
+            kept = None
             if ready is None or ready.memory_bytes != memory_bytes:
+                ready = None
                 ready = self.instantiate(memory_bytes)
             self.finished = ready
-            store, run = ready.store, ready.run
-            catalog_id, catalog = self.catalog
+            catalog_id, catalog, _ = self.catalog
             if ready.catalog_id == catalog_id:
                 catalog = ""  # the instance holds it (and, if fresh, its globals are made)
             ready.catalog_id = catalog_id
-            store.set_epoch_deadline(max(1, round(timeout_s / EPOCH_TICK_S)))
-            options = request["options"]
-            outcome = run(request["code"], options, catalog).encode("utf-8", "replace")
+            ready.store.set_epoch_deadline(max(1, round(timeout_s / self.settings.tick_s)))
+            outcome = ready.run(code, options, catalog).encode("utf-8", "replace")
             if keep:
                 self.kept = ready
-        except C.WasmError as exc:
-            trap = _classify_trap(str(exc))  # a trapped instance is never run again
+            return P.TRAP_NONE, b"", outcome
+        except C.WasmError as exc:  # a trapped instance is never run again
+            return P.TRAP_WASM, str(exc).encode("utf-8", "replace"), b""
         except Exception as exc:  # noqa: BLE001 - anything else is reported, worker lives on
-            trap = {"type": "SandboxError", "message": f"{type(exc).__name__}: {exc}"}
-        return trap, outcome
+            return P.TRAP_HOST, f"{type(exc).__name__}: {exc}".encode("utf-8", "replace"), b""
 
     def serve(self) -> None:
         while True:
-            got = self.channel.recv(None)
-            assert got is not None
-            kind, payload = got
-            if kind == P.EXECUTE:
-                self.execute(json.loads(payload))
+            payload, self.pending = self.pending, None
+            if payload is None:
+                got = self.channel.recv(None)
+                assert got is not None
+                kind, payload = got
+                if kind != P.EXECUTE:
+                    continue
+            self.execute(payload)
 
 
 class ArtifactRefused(Exception):
     """wasmtime would not load the compiled file (another version, flags or machine)."""
-
-
-_FLOOR = re.compile(r"minimum size of (\d+) pages exceeds memory limits")
-
-
-def memory_floor_mb(message: str) -> int | None:
-    """The memory the sandbox needs before any code runs, if `message` says the limit is
-    below it (its heap snapshot is that big)."""
-    found = _FLOOR.search(message)
-    return -(-int(found.group(1)) * 65536 // (1 << 20)) if found else None
-
-
-def _classify_trap(message: str) -> dict:
-    floor = memory_floor_mb(message)
-    if floor is not None:
-        return {"type": "MemoryError", "message": message.strip(), "floor_mb": floor}
-    # wasmtime's message opens with "error while executing at wasm backtrace:" and the
-    # frames; what happened is the first line after "Caused by:"
-    _, caused, cause = message.partition("Caused by:")
-    lines = [line.strip() for line in (cause if caused else message).splitlines() if line.strip()]
-    first = lines[0] if lines else message
-    if "interrupt" in message:
-        return {"type": "TimeoutError", "message": "the code ran past its deadline"}
-    if "call stack exhausted" in message or "stack overflow" in message:
-        return {"type": "RecursionError", "message": "the WebAssembly stack is exhausted"}
-    if "memory" in message and ("limit" in message or "grow" in message):
-        return {"type": "MemoryError", "message": first}
-    return {"type": "SandboxTrap", "message": first}
 
 
 def main() -> None:
@@ -365,20 +337,13 @@ def main() -> None:
     channel = Channel(socket.socket(fileno=int(sys.argv[1])))
     try:
         try:
-            C.load(sys.argv[4])  # wasmtime's library, from wasmtime-py's folder
-            strategy = sys.argv[5] if len(sys.argv) > 5 else OPTIMIZED
-            worker = Worker(channel, sys.argv[2], strategy)
+            C.load(sys.argv[4])  # wasmtime's library (wasmtime-py's)
+            settings = Settings(*sys.argv[5:9])
+            worker = Worker(channel, sys.argv[2], settings)
             worker.ready = worker.instantiate(int(sys.argv[3]))
         except Exception as exc:  # noqa: BLE001
             cause = b"artifact" if isinstance(exc, ArtifactRefused) else b"start"
-            floor = memory_floor_mb(str(exc))
-            text = f"{type(exc).__name__}: {exc}"
-            if floor is not None:
-                text = (
-                    f"the memory limit ({int(sys.argv[3]) >> 20} MB) is below what the sandbox "
-                    f"needs before any code runs ({floor} MB): raise memory_mb"
-                )
-            channel.send(P.FATAL, cause + b"\n" + text.encode())
+            channel.send(P.FATAL, cause + b"\n" + f"{type(exc).__name__}: {exc}".encode())
             return
         channel.send(P.READY, b"")
         worker.serve()
