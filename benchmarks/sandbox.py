@@ -175,12 +175,26 @@ async def main(runs: int, cold: bool) -> dict[str, Any]:
             await pool.execute("x = [i for i in range(1000)]\nlen(x)", host)
         figures["worker_rss_mb"] = max(rss_mb(pid) for pid in pool.worker_pids)
 
-    log("worker start from a warm cache")
-    ready = []
-    for _ in range(5):
-        async with SandboxPool(size=1) as fresh:
-            ready.append(fresh.last_worker_ready_ms)
-    figures["worker_ready_ms"] = statistics.median(ready)
+    # The native worker (the default where a C compiler is) and its Python twin, the same
+    # way: a new pool's worker ready, and a worker's RSS after 50 executions.
+    chosen = os.environ.get("CODEMODE_WORKER")
+    for kind in ("native", "python"):
+        log(f"worker start from a warm cache, and its memory ({kind} worker)")
+        os.environ["CODEMODE_WORKER"] = kind
+        ready, rss = [], []
+        for _ in range(5):
+            async with SandboxPool(size=1) as fresh:
+                ready.append(fresh.last_worker_ready_ms)
+                for _ in range(50):
+                    await fresh.execute("x = [i for i in range(1000)]\nlen(x)", host)
+                rss.append(max(rss_mb(pid) for pid in fresh.worker_pids))
+        key = "worker" if kind == "native" else "python_worker"
+        (figures if kind == "native" else baselines)[f"{key}_ready_ms"] = statistics.median(ready)
+        (figures if kind == "native" else baselines)[f"{key}_rss_after_50_mb"] = min(rss)
+    if chosen is None:
+        del os.environ["CODEMODE_WORKER"]
+    else:
+        os.environ["CODEMODE_WORKER"] = chosen
 
     if cold:
         log("cold build (componentize + compile) into a scratch cache")
@@ -224,6 +238,9 @@ def report(figures: dict[str, Any]) -> None:
         elif name.endswith("_vs_native_ratio"):
             kind = name.removesuffix("_vs_native_ratio")
             base = f"native {baselines[f'{kind}_loop_native_ms']:.0f} ms"
+        elif name in ("worker_ready_ms", "worker_rss_after_50_mb"):
+            twin = baselines[f"python_{name}"]
+            base = f"Python worker {twin:.1f} (x{value / twin:.2f})"
         elif name == "dataflow_ratio":
             base = f"longest chain {baselines['dataflow_longest_chain_ms']:.0f} ms"
         rows.append(

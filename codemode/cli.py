@@ -181,6 +181,9 @@ def _cmd_build(args: argparse.Namespace) -> int:
     artifact = ensure_built(force=args.force)
     state = f"built in {artifact.build_s:.1f} s" if artifact.built_now else "already built"
     print(f"sandbox {state}: {artifact.compiled}", file=sys.stderr)
+    from .wasm_runtime._native import build_now
+
+    print(build_now(), file=sys.stderr)
     return 0
 
 

@@ -5,8 +5,9 @@
 #   deploy/image.sh PREFIX [SOURCE]
 #
 # makes PREFIX/venv with codemode (and its telemetry extra) installed from SOURCE (default:
-# this checkout), builds the sandbox into PREFIX/cache, and makes that read-only: a pod
-# then starts with the sandbox ready, on a read-only root filesystem.
+# this checkout), builds the sandbox (and, where a C compiler is, the native worker) into
+# PREFIX/cache, and makes that read-only: a pod then starts with the sandbox ready, on a
+# read-only root filesystem.
 set -euo pipefail
 prefix="${1:?usage: deploy/image.sh PREFIX [SOURCE]}"
 source="${2:-$(cd "$(dirname "$0")/.." && pwd)}"

@@ -184,7 +184,10 @@ class Serve(HeldInTask):
         return pid
 
     def workers(self) -> list[int]:
-        return children_of(self.pid, "_worker.py")
+        # the native worker's program, or the Python one's script
+        return sorted(
+            {*children_of(self.pid, "codemode-worker"), *children_of(self.pid, "_worker.py")}
+        )
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")

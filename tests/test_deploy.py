@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -69,6 +70,10 @@ def test_the_image_build_steps_run_and_a_pod_is_ready_in_seconds(tmp_path):
     assert built.returncode == 0, built.stdout + built.stderr
     cache = prefix / "cache"
     assert not os.access(cache / "sandbox", os.W_OK) or os.geteuid() == 0
+    # the native worker is built into the image too, where a compiler is (the Dockerfile
+    # installs one for the build and removes it)
+    assert "native worker:" in built.stderr
+    assert len(list(cache.rglob("codemode-worker"))) == (1 if shutil.which("cc") else 0)
     config = tmp_path / "config.json"
     config.write_text("{}")
     port = free_port()

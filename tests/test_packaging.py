@@ -4,6 +4,7 @@ virtual environment, runs the demo. A file missing from the package fails here."
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -26,6 +27,7 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path):
     guest = ROOT / "codemode" / "wasm_runtime" / "guest"
     for source in [*guest.glob("*.py"), *guest.glob("wit/*.wit")]:
         assert source.relative_to(ROOT).as_posix() in names  # the sandbox's own sources
+    assert "codemode/wasm_runtime/worker.c" in names  # the native worker, built on first use
     # the build hook's component (setup.py): a first start compiles, it does not build
     for shipped in ("sandbox.wasm", "meta.json"):
         assert f"codemode/wasm_runtime/prebuilt/{shipped}" in names
@@ -59,3 +61,5 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path):
     # an empty cache: the shipped component is compiled, never made again
     assert "its component shipped with the package" in demo.stderr, demo.stderr[-2000:]
     assert "componentize" not in demo.stderr
+    built_workers = list((tmp_path / "home").rglob("codemode-worker"))
+    assert len(built_workers) == (1 if shutil.which("cc") else 0), built_workers

@@ -7,8 +7,9 @@ raises `errors.CallFailed` for a call that fails.
 - `_build`: guest sources -> component -> native code, cached; `_engine`: its flags.
 - `_pool`: the worker processes; `_process`: one of them, as the pool sees it.
 - `_execution`: one run (its worker, clock, calls, state); `_outcome`: its result.
-- `_worker`: the worker process itself; `_protocol`: the frames between the two;
-  `_capi`: its binding to wasmtime's C API.
+- `worker.c`: the worker process itself (built by `_native`); `_worker`: its Python twin,
+  where no C compiler is, with `_capi`, its binding to wasmtime's C API; `_protocol`:
+  the frames between a worker and the pool.
 - `guest/`: what runs inside the sandbox.
 """
 

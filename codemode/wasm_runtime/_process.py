@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import WorkerError
+from . import _native
 from . import _protocol as P
 from ._engine import EPOCH_TICK_S, OPTIMIZED, engine_settings
 from ._outcome import memory_floor_mb
@@ -46,14 +47,14 @@ def library_path() -> str:
     return os.path.join(_wasmtime_path(), "wasmtime", f"{system}-{arch}", name.get(system, "?"))
 
 
-def worker_command(fd: int, compiled: Path, memory_bytes: int, strategy: str) -> list[str]:
-    """How a worker is started: the program (`_worker.py` under this Python, `-E -S`),
-    then the arguments both workers take (see `_worker.py`)."""
+def worker_command(
+    native: Path | None, fd: int, compiled: Path, memory_bytes: int, strategy: str
+) -> list[str]:
+    """How a worker is started: the native program, or `_worker.py` under this Python
+    (`-E -S`) where there is none; then the arguments both take (see `worker.c`)."""
+    program = [str(native)] if native else [sys.executable, "-E", "-S", str(WORKER_SCRIPT)]
     return [
-        sys.executable,
-        "-E",
-        "-S",
-        str(WORKER_SCRIPT),
+        *program,
         str(fd),
         str(compiled),
         str(memory_bytes),
@@ -74,6 +75,11 @@ class ArtifactRefused(WorkerError):
     """A worker could not start because wasmtime refused the compiled artifact itself
     (another wasmtime, other flags, another machine): a new build may help. Any other
     failure to start would only happen again."""
+
+
+class BelowFloor(WorkerError):
+    """A worker could not start because the memory limit is below what the sandbox needs
+    before any code runs (its heap snapshot)."""
 
 
 Handler = Callable[[int, bytes], bool]
@@ -160,11 +166,29 @@ class WorkerProcess:
     async def start(
         cls, compiled: Path, memory_bytes: int, strategy: str = OPTIMIZED
     ) -> WorkerProcess:
+        """A worker, ready: the native one, or its Python twin where there is none; and
+        the twin if the native one cannot start (a cached program that does not run here,
+        say: it is discarded, said on stderr), unless CODEMODE_WORKER=native chose it."""
+        native = await _native.program()
+        try:
+            return await cls._start(native, compiled, memory_bytes, strategy)
+        except (ArtifactRefused, BelowFloor):
+            raise  # the Python worker would fail the same way
+        except WorkerError as exc:
+            if native is None or _native.choice() == "native":
+                raise
+            _native.failed(native, str(exc))
+        return await cls._start(None, compiled, memory_bytes, strategy)
+
+    @classmethod
+    async def _start(
+        cls, native: Path | None, compiled: Path, memory_bytes: int, strategy: str
+    ) -> WorkerProcess:
         started = time.monotonic()
         parent_sock, child_sock = socket.socketpair()
         try:
             proc = await asyncio.create_subprocess_exec(
-                *worker_command(child_sock.fileno(), compiled, memory_bytes, strategy),
+                *worker_command(native, child_sock.fileno(), compiled, memory_bytes, strategy),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,  # stdout may be the MCP channel: never share it
                 stderr=None,
@@ -195,6 +219,7 @@ class WorkerProcess:
             error = ArtifactRefused if cause == "artifact" else WorkerError
             floor = memory_floor_mb(message)
             if floor is not None:
+                error = BelowFloor
                 message = (
                     f"the memory limit ({memory_bytes >> 20} MB) is below what the sandbox "
                     f"needs before any code runs ({floor} MB): raise memory_mb"

@@ -299,8 +299,9 @@ class Worker:
                 ready, self.ready = self.ready, None
             kept = None
             if ready is None or ready.memory_bytes != memory_bytes:
-                ready = None
+                ready, deadline = None, self.deadline
                 ready = self.instantiate(memory_bytes)
+                self.deadline, self.paused = deadline, False  # the warm-up had its own
             self.finished = ready
             catalog_id, catalog, _ = self.catalog
             if ready.catalog_id == catalog_id:
