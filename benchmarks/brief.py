@@ -112,7 +112,11 @@ def host_cpu() -> dict[str, float] | None:
     serve = [pid for pid, cmd in _children(os.getpid()) if "codemode\0serve" in cmd]
     if not serve:
         return None
-    workers = [pid for pid, cmd in _children(serve[0]) if "_worker.py" in cmd]
+    workers = [
+        pid
+        for pid, cmd in _children(serve[0])
+        if "codemode-worker" in cmd or "_worker.py" in cmd  # native, or its Python twin
+    ]
     return {"serve": _cpu_s(serve[0]), "workers": sum(_cpu_s(p) for p in workers)}
 
 

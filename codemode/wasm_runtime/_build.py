@@ -19,9 +19,7 @@ import functools
 import hashlib
 import json
 import os
-import platform
 import runpy
-import shutil
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -31,13 +29,19 @@ from pathlib import Path
 from .._paths import cache_dir
 from ..errors import SandboxBuildError
 from ._component import GUEST_DIR, component_key, dist_version, find_component, sha256_file
-from ._engine import BASELINE, ENGINE_FLAGS, OPTIMIZED
+from ._engine import BASELINE, ENGINE_FLAGS, OPTIMIZED, machine
 
 COMPILED_NAME = "sandbox.cwasm"
 META_NAME = "meta.json"
 STAMP_NAME = "verified.json"
 
 Progress = Callable[[str], None]
+
+
+def _rmtree(path: Path, ignore_errors: bool = False) -> None:
+    import shutil  # here: a start that finds its build cached never needs it (~3 ms)
+
+    shutil.rmtree(path, ignore_errors=ignore_errors)
 
 
 def _stderr_progress(message: str) -> None:
@@ -70,7 +74,7 @@ def cache_key(strategy: str = OPTIMIZED) -> str:
         "wasmtime": dist_version("wasmtime"),
         "engine": ENGINE_FLAGS,
         "strategy": strategy,
-        "machine": platform.machine(),
+        "machine": machine(),
         "platform": sys.platform,
     }
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
@@ -140,7 +144,7 @@ def prune(root: Path, keep: set[str], days: float = UNUSED_DAYS) -> list[Path]:
         marks = [folder / USED_NAME, folder / META_NAME, folder]
         last = max((m.stat().st_mtime for m in marks if m.exists()), default=0)
         if last < (time.time() - 86400 if staging else cutoff):
-            shutil.rmtree(folder, ignore_errors=True)
+            _rmtree(folder, ignore_errors=True)
             with contextlib.suppress(OSError):
                 (root / f"{folder.name}.lock").unlink()
             removed.append(folder)
@@ -252,7 +256,7 @@ def _cached(strategy: str) -> Artifact | None:
 
 async def _build_into(folder: Path, key: str, report: Progress, strategy: str) -> None:
     staging = folder.with_name(folder.name + f".tmp{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
+    _rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     component, source = find_component(folder.parent, component_key())
     if component is None:
@@ -275,10 +279,10 @@ async def _build_into(folder: Path, key: str, report: Progress, strategy: str) -
     try:
         returncode, output = await _run_reporting(cmd, env, report)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        _rmtree(staging, ignore_errors=True)
         raise
     if returncode != 0:
-        shutil.rmtree(staging, ignore_errors=True)
+        _rmtree(staging, ignore_errors=True)
         tail = output[-25:]
         raise SandboxBuildError(
             "building the sandbox failed (exit code %d):\n%s\n"
@@ -294,7 +298,7 @@ async def _build_into(folder: Path, key: str, report: Progress, strategy: str) -
         "built_at": time.time(),
     }
     (staging / META_NAME).write_text(json.dumps(meta, indent=2))
-    shutil.rmtree(folder, ignore_errors=True)
+    _rmtree(folder, ignore_errors=True)
     os.replace(staging, folder)
     report(f"sandbox ready: {folder}")
     keep = {cache_key(s)[:24] for s in (OPTIMIZED, BASELINE)} | {

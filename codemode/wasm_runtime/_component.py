@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -97,6 +96,8 @@ def find_component(cache_root: Path, key: str) -> tuple[Path | None, str]:
 
 def componentize(target: Path, key: str) -> Path:
     """Make the component into `target` (a folder, replaced as a whole when done)."""
+    import shutil
+
     import componentize_py
     import tzdata
 

@@ -9,6 +9,8 @@ never runs wasm itself, never loads wasmtime.
 
 from __future__ import annotations
 
+import os
+
 # Flags that change the compiled code. Changing any of them changes the cache key.
 ENGINE_FLAGS: dict[str, object] = {
     "epoch_interruption": True,  # lets a ticker thread stop CPU-bound guests at a deadline
@@ -31,6 +33,16 @@ EPOCH_TICK_S = 0.01
 
 # The interface name the guest imports, as written in guest/wit/sandbox.wit.
 HOST_INTERFACE = "codemode:sandbox/host"
+
+
+def machine() -> str:
+    """The machine's architecture, as `platform.machine()` says it (os.uname is what it
+    reads on POSIX; importing `platform` costs a server start ~2 ms)."""
+    if hasattr(os, "uname"):
+        return os.uname().machine
+    import platform
+
+    return platform.machine()
 
 
 _OPT_LEVELS = {"none": 0, "speed": 1, "speed_and_size": 2}  # wasmtime_opt_level_t

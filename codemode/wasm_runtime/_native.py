@@ -14,13 +14,12 @@ import contextlib
 import hashlib
 import logging
 import os
-import platform
-import shutil
 import sys
 from pathlib import Path
 
 from .._paths import cache_dir
 from ..errors import WorkerError
+from ._engine import machine
 
 SOURCE = Path(__file__).with_name("worker.c")
 PROGRAM_NAME = "codemode-worker"
@@ -46,12 +45,14 @@ def choice() -> str | None:
 def source_key() -> str:
     """What the program depends on: its source and the platform it is built for."""
     digest = hashlib.sha256(SOURCE.read_bytes())
-    digest.update(f"\0{sys.platform}\0{platform.machine()}".encode())
+    digest.update(f"\0{sys.platform}\0{machine()}".encode())
     return digest.hexdigest()
 
 
 def compiler() -> str | None:
     """The C compiler: $CC, else cc, gcc or clang on PATH."""
+    import shutil  # here: a server whose worker is built never needs it
+
     named = os.environ.get("CC", "").split()
     for candidate in ([named[0]] if named else []) + ["cc", "gcc", "clang"]:
         found = shutil.which(candidate)

@@ -10,7 +10,6 @@ import contextlib
 import functools
 import importlib.util
 import os
-import platform
 import socket
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 from ..errors import WorkerError
 from . import _native
 from . import _protocol as P
-from ._engine import EPOCH_TICK_S, OPTIMIZED, engine_settings
+from ._engine import EPOCH_TICK_S, OPTIMIZED, engine_settings, machine
 from ._outcome import memory_floor_mb
 
 WORKER_SCRIPT = Path(__file__).with_name("_worker.py")
@@ -40,9 +39,9 @@ def _wasmtime_path() -> str:
 def library_path() -> str:
     """wasmtime's library, as wasmtime-py ships it in its package folder."""
     name = {"linux": "_libwasmtime.so", "darwin": "_libwasmtime.dylib", "win32": "_wasmtime.dll"}
-    machine = {"AMD64": "x86_64", "arm64": "aarch64", "ARM64": "aarch64"}
-    arch = platform.machine()
-    arch = machine.get(arch, arch)
+    aliases = {"AMD64": "x86_64", "arm64": "aarch64", "ARM64": "aarch64"}
+    arch = machine()
+    arch = aliases.get(arch, arch)
     system = "linux" if sys.platform.startswith("linux") else sys.platform
     return os.path.join(_wasmtime_path(), "wasmtime", f"{system}-{arch}", name.get(system, "?"))
 
