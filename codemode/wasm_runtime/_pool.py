@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from .._aio import Background
 from ..context import CallContext
 from ..errors import ErrorKind, WorkerError
+from . import _native
 from ._build import Artifact, Progress, _stderr_progress, ensure_built_async
 from ._engine import OPTIMIZED
 from ._execution import Execution, memory_bytes
@@ -86,7 +87,16 @@ class SandboxPool:
         await self.open()
         if self._artifact is None:
             quick = self._quick_start
-            self._artifact = await ensure_built_async(self._progress, quick=quick)
+            # the native worker is built (first use only, ~0.5 s) while the sandbox is
+            # checked or compiled; its failure where it was chosen is raised here
+            native = asyncio.ensure_future(_native.program())
+            try:
+                self._artifact = await ensure_built_async(self._progress, quick=quick)
+            except BaseException:
+                native.cancel()  # no compiler left running
+                await asyncio.gather(native, return_exceptions=True)
+                raise
+            await native
             try:
                 await self._add_worker()
             except ArtifactRefused as exc:
