@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import struct
 from pathlib import Path
 
@@ -153,6 +154,18 @@ async def test_a_built_worker_is_reused_from_the_cache(monkeypatch, tmp_path):
     stamp = first.stat().st_mtime_ns
     monkeypatch.setattr(_native, "_built", {})  # a new server process
     assert await _native.program() == first and first.stat().st_mtime_ns == stamp
+
+
+async def test_cc_may_carry_words_of_its_own(monkeypatch, tmp_path):
+    # CC="ccache gcc" and the like: the whole command, not its first word, compiles
+    if not (shutil.which("env") and shutil.which("cc")):
+        pytest.skip("needs env and cc")
+    monkeypatch.setenv("CODEMODE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", "env cc")
+    monkeypatch.setenv("CODEMODE_WORKER", "native")
+    monkeypatch.setattr(_native, "_built", {})
+    built = await _native.program()
+    assert built is not None and os.access(built, os.X_OK)
 
 
 @pytest.mark.parametrize(

@@ -49,15 +49,19 @@ def source_key() -> str:
     return digest.hexdigest()
 
 
-def compiler() -> str | None:
-    """The C compiler: $CC, else cc, gcc or clang on PATH."""
+def compiler() -> list[str] | None:
+    """The C compiler's command: $CC (which may carry words of its own, `ccache gcc`), else
+    cc, gcc or clang on PATH."""
+    import shlex
     import shutil  # here: a server whose worker is built never needs it
 
-    named = os.environ.get("CC", "").split()
-    for candidate in ([named[0]] if named else []) + ["cc", "gcc", "clang"]:
+    named = shlex.split(os.environ.get("CC", ""))
+    if named and shutil.which(named[0]):
+        return [shutil.which(named[0]) or named[0], *named[1:]]
+    for candidate in ("cc", "gcc", "clang"):
         found = shutil.which(candidate)
         if found:
-            return found
+            return [found]
     return None
 
 
@@ -128,7 +132,7 @@ async def _build(path: Path) -> None:
     except OSError as exc:  # a read-only cache (an image built without it, say)
         raise WorkerError(f"the native worker cannot be written to {path.parent}: {exc}") from None
     staging = path.with_name(f"{PROGRAM_NAME}.tmp{os.getpid()}")
-    command = [cc, "-O2", "-std=c11", "-o", str(staging), str(SOURCE), "-ldl", "-lpthread"]
+    command = [*cc, "-O2", "-std=c11", "-o", str(staging), str(SOURCE), "-ldl", "-lpthread"]
     proc = await asyncio.create_subprocess_exec(
         *command,
         stdin=asyncio.subprocess.DEVNULL,
@@ -144,14 +148,14 @@ async def _build(path: Path) -> None:
         staging.unlink(missing_ok=True)
         if isinstance(exc, asyncio.TimeoutError):
             raise WorkerError(
-                f"{Path(cc).name} took over {BUILD_TIMEOUT_S:g} s to build the native worker"
+                f"{Path(cc[0]).name} took over {BUILD_TIMEOUT_S:g} s to build the native worker"
             ) from None
         raise
     if proc.returncode != 0 or not staging.exists():
         staging.unlink(missing_ok=True)
         said = out.decode(errors="replace").strip().splitlines()[-5:]
         raise WorkerError(
-            f"{Path(cc).name} could not build the native worker (exit {proc.returncode}): "
+            f"{Path(cc[0]).name} could not build the native worker (exit {proc.returncode}): "
             + " / ".join(said)
         )
     try:
