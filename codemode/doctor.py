@@ -14,6 +14,7 @@ from typing import Any
 from .config import Config, default_config_path, load_config, resolve_config_path
 from .errors import CallFailed, CodeModeError
 from .wasm_runtime import FunctionSpec, Param, SandboxPool
+from .wasm_runtime._native import status as worker_status
 
 SELF_TEST = """\
 import asyncio, json, statistics
@@ -145,6 +146,18 @@ async def _check_sandbox(report: _Report) -> None:
         return
     how = f"built in {artifact.build_s:.1f} s" if artifact.built_now else "cached"
     report.line("ok", "sandbox build", f"{how}: {artifact.compiled} (ready in {ready_s:.1f} s)")
+    native, why = worker_status()
+    if native is not None:
+        report.line("ok", "sandbox worker", f"native: {native}")
+    elif why.startswith("CODEMODE_WORKER"):
+        report.line("ok", "sandbox worker", f"Python: {why}")
+    else:
+        report.line(
+            "warn",
+            "sandbox worker",
+            f"Python (~11 MB more and ~40 ms slower to start per worker): {why}\n"
+            "Install a C compiler (gcc or clang) and run again for the native worker.",
+        )
     expected = {"sum": 45, "mean": 4.5, "caught": "self-test error"}
     if result.ok and result.result == expected:
         report.line(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -114,6 +115,8 @@ def test_doctor_gives_a_verdict_per_item(config_file, tmp_path):
     lines = out.stdout.splitlines()
     assert any(re.match(r"ok\s+server team\s+2 tool\(s\)", line) for line in lines), out.stdout
     assert any(re.match(r"ok\s+sandbox run\s+self-test passed", line) for line in lines)
+    if shutil.which("cc"):  # which worker runs, said: here the native one
+        assert any(re.match(r"ok\s+sandbox worker\s+native: /", line) for line in lines)
     assert "verdict: all good" in out.stdout
     broken = tmp_path / "broken.json"
     broken.write_text(

@@ -114,6 +114,7 @@ def no_compiler(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     monkeypatch.delenv("CC", raising=False)
     monkeypatch.setattr(_native, "_built", {})
+    monkeypatch.setattr(_native, "_why_python", [])
 
 
 async def test_without_a_compiler_workers_run_in_python_said_once(no_compiler, monkeypatch, caplog):
@@ -123,6 +124,8 @@ async def test_without_a_compiler_workers_run_in_python_said_once(no_compiler, m
         assert await _native.program() is None
     said = [r.getMessage() for r in caplog.records if r.name == "codemode.sandbox"]
     assert len(said) == 1 and "no C compiler" in said[0] and "run in Python" in said[0]
+    native, why = _native.status()  # what `codemode doctor` reports
+    assert native is None and "no C compiler" in why
 
 
 async def test_asking_for_the_native_worker_without_a_compiler_says_why(no_compiler, monkeypatch):

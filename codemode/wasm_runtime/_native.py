@@ -29,6 +29,19 @@ log = logging.getLogger("codemode.sandbox")
 
 _built: dict[str, Path | None] = {}
 """Per source key: the program, or None when it could not be built (not tried again)."""
+_why_python: list[str] = []
+"""Why the Python worker runs, once it does (the last reason)."""
+
+
+def status() -> tuple[Path | None, str]:
+    """The native worker this process runs, or None and why the Python one runs (after a
+    worker has started)."""
+    native = next((p for p in _built.values() if p is not None), None)
+    if native is not None:
+        return native, ""
+    if choice() == "python":
+        return None, "CODEMODE_WORKER=python chose it"
+    return None, _why_python[-1] if _why_python else "the native worker was not tried"
 
 
 def choice() -> str | None:
@@ -79,6 +92,7 @@ async def program() -> Path | None:
         key = "no source"
         if key not in _built:
             _built[key] = None
+            _why_python.append(f"the native worker's source is missing: {exc}")
             if chosen == "native":
                 raise WorkerError(f"the native worker's source is missing: {exc}") from None
             log.warning("the native worker's source is missing (%s): workers run in Python", exc)
@@ -95,6 +109,7 @@ async def program() -> Path | None:
         await _build(path)
     except WorkerError as exc:
         _built[key] = None
+        _why_python.append(str(exc))
         if chosen == "native":
             raise
         log.warning(
@@ -113,6 +128,7 @@ def failed(path: Path, reason: str) -> None:
     for key, built in list(_built.items()):
         if built == path:
             _built[key] = None
+    _why_python.append(f"the native worker did not start: {reason}")
     with contextlib.suppress(OSError):
         path.unlink()
     log.warning(
