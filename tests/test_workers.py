@@ -181,14 +181,15 @@ async def test_cc_may_carry_words_of_its_own(monkeypatch, tmp_path):
     ],
     ids=["empty", "short", "a field past the end", "a catalog missing"],
 )
-async def test_the_native_worker_refuses_a_frame_it_cannot_read(pool, monkeypatch, payload):
+@pytest.mark.parametrize("kind", ["native", "python"])
+async def test_a_worker_refuses_a_frame_it_cannot_read(pool, monkeypatch, payload, kind):
     # The parent writes every frame, but a worker must never read past what it was sent:
     # a frame it cannot read ends it with exit code 4 (the pool reports a death), never
     # a crash or a run of half a request.
-    monkeypatch.setenv("CODEMODE_WORKER", "native")
+    monkeypatch.setenv("CODEMODE_WORKER", kind)
     worker = await WorkerProcess.start(pool.artifact.compiled, 64 << 20, pool.artifact.strategy)
     try:
-        assert _which(worker.proc.pid) == "native"
+        assert _which(worker.proc.pid) == kind
         worker.send(P.EXECUTE, payload)
         assert await worker.proc.wait() == 4
     finally:

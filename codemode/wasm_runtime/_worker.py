@@ -22,6 +22,7 @@ import os
 import select
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -260,13 +261,15 @@ class Worker:
     # -- executions -------------------------------------------------------------------
 
     def execute(self, payload: bytes) -> None:
-        seq, memory_bytes, timeout_s, max_stdout, keep, has_catalog = P.EXECUTE_HEAD.unpack_from(
-            payload
-        )
-        (catalog_id, code, options), end = P.read_fields(payload, P.EXECUTE_HEAD.size, 3)
-        if has_catalog:  # new to this worker: it stays until another comes
-            (catalog, prepare), _ = P.read_fields(payload, end, 2)
-            self.catalog = (catalog_id, catalog.decode(), prepare.decode())
+        try:
+            head = P.EXECUTE_HEAD.unpack_from(payload)
+            seq, memory_bytes, timeout_s, max_stdout, keep, has_catalog = head
+            (catalog_id, code, options), end = P.read_fields(payload, P.EXECUTE_HEAD.size, 3)
+            if has_catalog:  # new to this worker: it stays until another comes
+                (catalog, prepare), _ = P.read_fields(payload, end, 2)
+                self.catalog = (catalog_id, catalog.decode(), prepare.decode())
+        except (struct.error, ValueError):
+            os._exit(4)  # a frame this worker cannot read: the pool reports it died
         self.seq = seq
         self.deadline = time.monotonic() + timeout_s
         self.paused = False
