@@ -14,6 +14,7 @@ from typing import Any
 from .config import Config, default_config_path, load_config, resolve_config_path
 from .errors import CallFailed, CodeModeError
 from .wasm_runtime import FunctionSpec, Param, SandboxPool
+from .wasm_runtime._native import choice as worker_choice
 from .wasm_runtime._native import status as worker_status
 
 SELF_TEST = """\
@@ -149,7 +150,7 @@ async def _check_sandbox(report: _Report) -> None:
     native, why = worker_status()
     if native is not None:
         report.line("ok", "sandbox worker", f"native: {native}")
-    elif why.startswith("CODEMODE_WORKER"):
+    elif worker_choice() == "python":
         report.line("ok", "sandbox worker", f"Python: {why}")
     else:
         report.line(

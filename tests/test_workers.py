@@ -114,7 +114,7 @@ def no_compiler(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     monkeypatch.delenv("CC", raising=False)
     monkeypatch.setattr(_native, "_built", {})
-    monkeypatch.setattr(_native, "_why_python", [])
+    monkeypatch.setattr(_native, "_why_python", "")
 
 
 async def test_without_a_compiler_workers_run_in_python_said_once(no_compiler, monkeypatch, caplog):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -29,7 +30,7 @@ log = logging.getLogger("codemode.sandbox")
 
 _built: dict[str, Path | None] = {}
 """Per source key: the program, or None when it could not be built (not tried again)."""
-_why_python: list[str] = []
+_why_python = ""
 """Why the Python worker runs, once it does (the last reason)."""
 
 
@@ -41,7 +42,7 @@ def status() -> tuple[Path | None, str]:
         return native, ""
     if choice() == "python":
         return None, "CODEMODE_WORKER=python chose it"
-    return None, _why_python[-1] if _why_python else "the native worker was not tried"
+    return None, _why_python or "the native worker was not tried"
 
 
 def choice() -> str | None:
@@ -55,8 +56,10 @@ def choice() -> str | None:
     return value or None
 
 
+@functools.lru_cache(maxsize=1)
 def source_key() -> str:
-    """What the program depends on: its source and the platform it is built for."""
+    """What the program depends on: its source and the platform it is built for (read
+    once per process: every worker start asks)."""
     digest = hashlib.sha256(SOURCE.read_bytes())
     digest.update(f"\0{sys.platform}\0{machine()}".encode())
     return digest.hexdigest()
@@ -87,55 +90,50 @@ async def program() -> Path | None:
             raise WorkerError("the native worker is Linux only: unset CODEMODE_WORKER")
         return None
     try:
-        key = source_key()
+        key, reason = source_key(), ""
     except OSError as exc:  # an install without the source (a package made without it)
-        key = "no source"
-        if key not in _built:
-            _built[key] = None
-            _why_python.append(f"the native worker's source is missing: {exc}")
-            if chosen == "native":
-                raise WorkerError(f"the native worker's source is missing: {exc}") from None
-            log.warning("the native worker's source is missing (%s): workers run in Python", exc)
+        key, reason = "no source", f"the native worker's source is missing: {exc}"
     if key in _built:
         found = _built[key]
         if found is None and chosen == "native":
-            raise WorkerError("the native worker could not be built (see the message above)")
+            raise WorkerError(f"the native worker cannot run here: {_why_python}")
         return found
-    path = cache_dir() / "worker" / key[:24] / PROGRAM_NAME
-    if os.access(path, os.X_OK):
-        _built[key] = path
-        return path
-    try:
-        await _build(path)
-    except WorkerError as exc:
-        _built[key] = None
-        _why_python.append(str(exc))
-        if chosen == "native":
-            raise
-        log.warning(
-            "%s; sandbox workers run in Python instead (each ~11 MB more memory and ~40 ms "
-            "slower to start). Set CODEMODE_WORKER=python to choose that and skip the build.",
-            exc,
-        )
-        return None
-    _built[key] = path
-    return path
+    if not reason:
+        path = cache_dir() / "worker" / key[:24] / PROGRAM_NAME
+        try:
+            if not os.access(path, os.X_OK):
+                await _build(path)
+            _built[key] = path
+            return path
+        except WorkerError as exc:
+            reason = str(exc)
+    _python_instead(key, reason, chosen)
+    return None
+
+
+def _python_instead(key: str, reason: str, chosen: str | None) -> None:
+    """`key`'s native worker is not to run, for `reason`: an error where it was chosen,
+    else the Python worker runs from now on, said once on stderr."""
+    global _why_python
+    _built[key] = None
+    _why_python = reason
+    if chosen == "native":
+        raise WorkerError(reason)
+    log.warning(
+        "%s; sandbox workers run in Python instead (each ~11 MB more memory and ~40 ms "
+        "slower to start). Set CODEMODE_WORKER=python to choose that.",
+        reason,
+    )
 
 
 def failed(path: Path, reason: str) -> None:
     """The native worker at `path` did not start: it is removed (the next server builds
     it again) and this one runs the Python worker from now on, said on stderr."""
-    for key, built in list(_built.items()):
-        if built == path:
-            _built[key] = None
-    _why_python.append(f"the native worker did not start: {reason}")
     with contextlib.suppress(OSError):
         path.unlink()
-    log.warning(
-        "the native sandbox worker did not start (%s); sandbox workers run in Python "
-        "instead. Set CODEMODE_WORKER=python to choose that.",
-        reason,
-    )
+    for key, built in list(_built.items()):
+        if built == path:
+            _python_instead(key, f"the native worker did not start: {reason}", None)
 
 
 async def _build(path: Path) -> None:
