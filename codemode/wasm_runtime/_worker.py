@@ -30,8 +30,6 @@ import time
 import _capi as C
 import _protocol as P
 
-HOST_INTERFACE = "codemode:sandbox/host"  # as guest/wit/sandbox.wit names it
-
 
 def _die_with_parent() -> None:
     """Linux: get SIGKILL when the parent dies, so no worker outlives its server."""
@@ -155,7 +153,7 @@ class Worker:
             raise ArtifactRefused(str(exc)) from None
         self.linker = C.Linker(self.engine)
         self.linker.add_wasip2()  # wasi:cli/clocks/random/filesystem; never wasi-http
-        self.linker.add_wait(HOST_INTERFACE, "wait", self._wait)
+        self.linker.add_wait(P.HOST_INTERFACE, "wait", self._wait)
         self.ready: Ready | None = None
         self.kept: Ready | None = None
         """The instance a run asked to keep: the next such run continues it."""
@@ -191,10 +189,13 @@ class Worker:
         instance = self.linker.instantiate(store, self.component)
         run = instance.get_func(store, "run")
         assert run is not None, "the component exports no `run`"
-        self.deadline = time.monotonic() + 60
-        self.paused = False
         catalog_id, catalog, prepare = self.catalog
-        run(self.settings.warmup, prepare, catalog)
+        run_clock = self.deadline, self.paused  # the warm-up's deadline is its own, not the run's
+        self.deadline, self.paused = time.monotonic() + 60, False
+        try:
+            run(self.settings.warmup, prepare, catalog)
+        finally:
+            self.deadline, self.paused = run_clock
         return Ready(store, run, memory_bytes, catalog_id)
 
     # -- host functions (called by the guest; must never raise) -------------------------
@@ -302,9 +303,8 @@ class Worker:
                 ready, self.ready = self.ready, None
             kept = None
             if ready is None or ready.memory_bytes != memory_bytes:
-                ready, deadline = None, self.deadline
+                ready = None  # freed before the next is made
                 ready = self.instantiate(memory_bytes)
-                self.deadline, self.paused = deadline, False  # the warm-up had its own
             self.finished = ready
             catalog_id, catalog, _ = self.catalog
             if ready.catalog_id == catalog_id:

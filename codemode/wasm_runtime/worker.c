@@ -462,11 +462,13 @@ static ready_t *instantiate(int64_t memory_bytes, char **error) {
     free_ready(r);
     return NULL;
   }
-  deadline = now() + 60;
-  paused = false;
+  double run_deadline = deadline; /* the warm-up's deadline is its own, not the run's */
+  bool run_paused = paused;
+  deadline = now() + 60, paused = false;
   buf_t code = {(uint8_t *)warmup_code, strlen(warmup_code), 0};
   byte_vec out = {0, NULL};
   char *failed = call_run(r, &code, &prepare, catalog.data, catalog.len, &out);
+  deadline = run_deadline, paused = run_paused;
   free_vec(&out);
   if (failed) {
     *error = failed;
@@ -535,11 +537,7 @@ static void execute(const uint8_t *payload, size_t size) {
   char *error = NULL;
   byte_vec outcome = {0, NULL};
   if (r && r->memory_bytes != memory_bytes) free_ready(r), r = NULL;
-  if (!r) {
-    double run_deadline = deadline;
-    r = instantiate(memory_bytes, &error);
-    deadline = run_deadline, paused = false; /* the warm-up had a deadline of its own */
-  }
+  if (!r) r = instantiate(memory_bytes, &error);
   if (r) {
     finished = r;
     const void *cat_data = catalog.data;
