@@ -189,11 +189,9 @@ async def main(runs: int, cold: bool) -> dict[str, Any]:
                     await fresh.execute("x = [i for i in range(1000)]\nlen(x)", host)
                 await asyncio.sleep(0.3)  # its next instance prepared: the idle worker's RSS
                 rss.append(max(rss_mb(pid) for pid in fresh.worker_pids))
-        key = "worker" if kind == "native" else "python_worker"
-        (figures if kind == "native" else baselines)[f"{key}_ready_ms"] = statistics.median(ready)
-        (figures if kind == "native" else baselines)[f"{key}_rss_after_50_mb"] = statistics.median(
-            rss
-        )
+        key, into = ("worker", figures) if kind == "native" else ("python_worker", baselines)
+        into[f"{key}_ready_ms"] = statistics.median(ready)
+        into[f"{key}_rss_after_50_mb"] = statistics.median(rss)
     if chosen is None:
         del os.environ["CODEMODE_WORKER"]
     else:

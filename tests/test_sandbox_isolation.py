@@ -216,16 +216,11 @@ def test_a_host_function_that_raises_ends_the_run_as_a_trap_and_the_worker_lives
             raise RuntimeError("the host broke")
 
     from codemode.wasm_runtime import _protocol as P
-    from codemode.wasm_runtime._engine import EPOCH_TICK_S, engine_settings
     from codemode.wasm_runtime._outcome import classify_trap
+    from codemode.wasm_runtime._process import worker_settings
 
     frames = _KeptFrames()
-    settings = worker_module.Settings(
-        P.settings(engine_settings(pool.artifact.strategy), EPOCH_TICK_S),
-        P.WARMUP_CODE,
-        P.prepare_options(None),
-        P.EMPTY_CATALOG,
-    )
+    settings = worker_module.Settings(*worker_settings(pool.artifact.strategy))
     worker = BrokenHost(frames, str(pool.artifact.compiled), settings)
     catalog = {"functions": [{"path": "tool", "target": "tool", "params": []}], "namespaces": []}
     memory = 256 << 20
@@ -268,7 +263,8 @@ def test_the_crossings_have_the_signatures_the_worker_converts(pool):
     declare exactly those."""
     from wasmtime import component as wc
 
-    from codemode.wasm_runtime._engine import HOST_INTERFACE, make_engine
+    from codemode.wasm_runtime._engine import make_engine
+    from codemode.wasm_runtime._protocol import HOST_INTERFACE
 
     engine = make_engine(pool.artifact.strategy)
     component = wc.Component.deserialize_file(engine, str(pool.artifact.compiled))

@@ -1,15 +1,19 @@
 """The wasmtime Engine configuration, shared by the compiler and the worker processes.
 
 A serialized (precompiled) component only loads into an engine with the same wasmtime
-version and the same flags, so the flags here are part of the build cache key. This module
-imports nothing but the stdlib and (in `make_engine`) wasmtime-py: the worker runs it
-without the rest of codemode (and with its own binding, `_capi`), and the server, which
+version and the same flags, so the flags here are part of the build cache key. The build
+configures wasmtime-py from them (`make_engine`, the only place it is imported); a worker
+is passed them as numbers (`engine_settings`, as `_protocol.settings`). The server, which
 never runs wasm itself, never loads wasmtime.
 """
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import wasmtime
 
 # Flags that change the compiled code. Changing any of them changes the cache key.
 ENGINE_FLAGS: dict[str, object] = {
@@ -31,9 +35,6 @@ _WINCH = 2  # WASMTIME_STRATEGY_WINCH in wasmtime's C API (wasmtime-py names onl
 # counted in these ticks, so this is the granularity of the CPU timeout.
 EPOCH_TICK_S = 0.01
 
-# The interface name the guest imports, as written in guest/wit/sandbox.wit.
-HOST_INTERFACE = "codemode:sandbox/host"
-
 
 def machine() -> str:
     """The machine's architecture, as `platform.machine()` says it (os.uname is what it
@@ -51,7 +52,7 @@ _OPT_LEVELS = {"none": 0, "speed": 1, "speed_and_size": 2}  # wasmtime_opt_level
 def engine_settings(strategy: str) -> tuple[bool, int | None, int | None]:
     """(epoch interruption, compile strategy, Cranelift opt level) for `strategy`, as
     wasmtime's C API numbers them (None: left at wasmtime's default). The worker's own
-    binding (`_capi`) and `make_engine` both configure from this."""
+    binding (`_capi`), the native worker and `make_engine` all configure from this."""
     epoch = bool(ENGINE_FLAGS["epoch_interruption"])
     if strategy == BASELINE:
         return epoch, _WINCH, None
@@ -60,7 +61,7 @@ def engine_settings(strategy: str) -> tuple[bool, int | None, int | None]:
     raise ValueError(f"unknown compile strategy {strategy!r}; known: {STRATEGIES}")
 
 
-def make_engine(strategy: str = OPTIMIZED) -> wasmtime.Engine:  # noqa: F821 - a worker must not import typing
+def make_engine(strategy: str = OPTIMIZED) -> wasmtime.Engine:
     """The engine for `strategy`, in wasmtime-py (the build compiles with it). Code
     compiled by one loads only into an engine of the same strategy, so a worker is told
     which one its artifact was compiled with."""

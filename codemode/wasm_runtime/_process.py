@@ -46,23 +46,21 @@ def library_path() -> str:
     return os.path.join(_wasmtime_path(), "wasmtime", f"{system}-{arch}", name.get(system, "?"))
 
 
+def worker_settings(strategy: str) -> list[str]:
+    """A worker's arguments after LIBRARY: SETTINGS, the warm-up program, its options and
+    the catalog a first instance is prepared with."""
+    settings = P.settings(engine_settings(strategy), EPOCH_TICK_S)
+    return [settings, P.WARMUP_CODE, P.prepare_options(None), P.EMPTY_CATALOG]
+
+
 def worker_command(
     native: Path | None, fd: int, compiled: Path, memory_bytes: int, strategy: str
 ) -> list[str]:
     """How a worker is started: the native program, or `_worker.py` under this Python
     (`-E -S`) where there is none; then the arguments both take (see `worker.c`)."""
     program = [str(native)] if native else [sys.executable, "-E", "-S", str(WORKER_SCRIPT)]
-    return [
-        *program,
-        str(fd),
-        str(compiled),
-        str(memory_bytes),
-        library_path(),
-        P.settings(engine_settings(strategy), EPOCH_TICK_S),
-        P.WARMUP_CODE,
-        P.prepare_options(None),
-        P.EMPTY_CATALOG,
-    ]
+    place = [str(fd), str(compiled), str(memory_bytes), library_path()]
+    return [*program, *place, *worker_settings(strategy)]
 
 
 WORKER_START_TIMEOUT_S = 60.0

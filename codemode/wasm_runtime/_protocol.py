@@ -17,6 +17,10 @@ HEADER = struct.Struct(">IB")
 SEQ = struct.Struct(">I")
 FIELD = struct.Struct(">I")  # the length of the byte string that follows
 
+HOST_INTERFACE = "codemode:sandbox/host"
+"""The interface the guest imports its `wait` from, as guest/wit/sandbox.wit names it
+(`worker.c` spells it too)."""
+
 # parent -> worker
 EXECUTE = ord("E")  # EXECUTE_HEAD, then fields: catalog id, code, options (JSON text);
 #                     with HAS_CATALOG, two more: the catalog (JSON text) and the options
