@@ -601,12 +601,9 @@ static void load(const char *path) {
   WASMTIME_CALLS(RESOLVE)
 }
 
-static void *checked(void *err, const char *cause) {
-  if (err) {
-    char *text = error_text(err);
-    fatal(cause, text);
-  }
-  return NULL;
+/* End the start with FATAL `cause` if wasmtime returned an error. */
+static void checked(void *err, const char *cause) {
+  if (err) fatal(cause, error_text(err));
 }
 
 int main(int argc, char **argv) {
