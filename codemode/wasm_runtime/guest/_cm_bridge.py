@@ -178,20 +178,28 @@ class Bridge:
     def __init__(self):
         self.queued: list[dict] = []
         self.running: dict[int, asyncio.Future] = {}
+        """What each call's outcome settles: a future, or a gather's slot (_cm_gather)."""
         self.next_id = 1
+        self.expired = False
+        """The host said the run's deadline has passed (`Deadline` was raised)."""
 
     def reset(self) -> None:
         self.queued.clear()
         self.running.clear()
+        self.expired = False
 
     def call(self, target: str, args: dict) -> asyncio.Future:
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        future = asyncio.get_running_loop().create_future()
+        self.queue(target, args, future)
+        return future
+
+    def queue(self, target: str, args: dict, waiter) -> None:
+        """Queue a call whose outcome settles `waiter` (a future, or anything with its
+        `done`, `set_result` and `set_exception`)."""
         call_id = self.next_id
         self.next_id += 1
         self.queued.append({"id": call_id, "target": target, "args": args})
-        self.running[call_id] = future
-        return future
+        self.running[call_id] = waiter
 
     def _take_batch(self) -> str:
         if not self.queued:
@@ -225,6 +233,7 @@ class Bridge:
         # JSON as is), so tool results arrive as AttrDicts without a second decode.
         reply = load_json(host.wait(batch, ms))
         if reply.get("expired"):
+            self.expired = True
             raise Deadline()
         for done in reply.get("done", ()):
             future = self.running.pop(done.get("id"), None)

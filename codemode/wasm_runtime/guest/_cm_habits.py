@@ -10,6 +10,8 @@ import sys
 import types
 
 from _cm_api import CODE_FILENAME, Namespace, Notes, ToolFunction
+from _cm_bridge import bridge
+from _cm_gather import Batches, gather_calls
 from _cm_relevance import relevant_tools
 
 
@@ -55,16 +57,21 @@ def install_file_notes() -> None:
 
 def install_task_notes() -> None:
     """Tasks still running when a program's loop closes are cancelled (as asyncio.run
-    does); a note says how many, since the program likely meant to await them."""
+    does); a note says how many, since the program likely meant to await them. Not after
+    the deadline: then the program was stopped, and the error says so."""
     import asyncio.runners
 
     stock = asyncio.runners._cancel_all_tasks
 
     def cancel_all(loop):
         pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-        if pending:
+        running = [f"{len(pending)} task(s)"] if pending else []
+        calls = Batches.pending_calls()  # a gather of tool calls runs them without tasks
+        if calls:
+            running.append(f"{calls} tool call(s) of an asyncio.gather(...)")
+        if running and not bridge.expired:
             Notes.add(
-                f"{len(pending)} task(s) were still running when the program ended, and were "
+                f"{' and '.join(running)} were still running when the program ended, and were "
                 "cancelled: await them before returning, e.g. `await asyncio.gather(*tasks)`"
             )
         return stock(loop)
@@ -149,7 +156,8 @@ def install_gather_of_a_list() -> None:
                 "asyncio.gather() takes awaitables positionally (or only by name, to get a "
                 f"dict back); got both, and {', '.join(named)} by name"
             )
-        return stock(*aws, return_exceptions=return_exceptions)
+        batch = gather_calls(aws, return_exceptions)
+        return batch if batch is not None else stock(*aws, return_exceptions=return_exceptions)
 
     gather.__doc__ = stock.__doc__
     gather.__qualname__ = gather.__name__ = "gather"

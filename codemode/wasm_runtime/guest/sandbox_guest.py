@@ -34,6 +34,7 @@ from _cm_habits import install_gather_of_a_list, install_task_notes
 from _cm_imports import MissingModules, program_import
 from _cm_bridge import Deadline, Deadlock, SandboxLoop, bridge, close_default_loop, install_loop
 from _cm_bridge import MISSED, json_dumps, json_loads
+from _cm_gather import Batches
 from _cm_outcome import encode, error, unawaited_notes
 from _cm_precheck import PreCheckFailed, precheck
 from _cm_program import RESULT_NAME, ProgramReturn, compile_program
@@ -221,6 +222,7 @@ def _execute(code: str, options: dict) -> dict:
         builtins.__dict__.update(saved_builtins)
         close_default_loop()
         bridge.reset()
+        Batches.reset()
         Registry.reset()
 
 
