@@ -11,6 +11,7 @@ componentize-py and tzdata in the build child.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -30,18 +31,29 @@ def dist_version(name: str) -> str:
     """The installed version of distribution `name`, read off its `.dist-info` folder's
     name on sys.path (the first, as imports find it). `importlib.metadata` says the same
     but costs ~35 ms to import and search, on every server start; it is the fallback."""
-    prefix = name.replace("-", "_").lower() + "-"
+    found = _dist_infos().get(name.replace("-", "_").lower())
+    if found is not None:
+        return found
+    from importlib import metadata
+
+    return metadata.version(name)
+
+
+@functools.lru_cache(maxsize=1)
+def _dist_infos() -> dict[str, str]:
+    """Each distribution's version as the first `.dist-info` folder on sys.path names it
+    (one scan per process: a start asks for three)."""
+    versions: dict[str, str] = {}
     for entry in sys.path:
         try:
             names = os.listdir(entry or ".")
         except OSError:
             continue
-        for found in names:
-            if found.endswith(".dist-info") and found.lower().startswith(prefix):
-                return found[len(prefix) : -len(".dist-info")]
-    from importlib import metadata
-
-    return metadata.version(name)
+        for folder in names:
+            if folder.endswith(".dist-info") and "-" in folder:
+                dist, _, version = folder[: -len(".dist-info")].partition("-")
+                versions.setdefault(dist.lower(), version)
+    return versions
 
 
 def guest_files() -> list[Path]:
