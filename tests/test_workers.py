@@ -16,7 +16,7 @@ import pytest
 from conftest import RecordingHost
 
 from codemode.errors import WorkerError
-from codemode.wasm_runtime import SandboxPool, _native
+from codemode.wasm_runtime import SandboxPool, _build, _native
 from codemode.wasm_runtime import _protocol as P
 from codemode.wasm_runtime._process import WorkerProcess
 
@@ -238,21 +238,27 @@ def _image_mappings(pid: int, artifact: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.parametrize("worker", ["native", "python"])
-async def test_an_instance_maps_the_heap_pages_it_touches_not_the_whole_image(monkeypatch, worker):
-    # Read the artifact whole, as a build or a checksum does: every page of it is cached,
-    # and without the worker's care the kernel maps ~70% of the ~20 MB heap image into
-    # each instance (it maps the cached pages around every fault). A run touches ~4.5 MB.
-    monkeypatch.setenv("CODEMODE_WORKER", worker)
-    async with SandboxPool(size=1, quick_start=False) as pool:
-        await pool.start(workers=1)
-        compiled = Path(pool.artifact.compiled).resolve()
+async def test_an_instance_maps_the_heap_pages_it_touches_not_the_whole_image(
+    monkeypatch, tmp_path, pool, worker
+):
+    # A copy of the artifact, written and synced as a build leaves it: every page of it is
+    # cached, and without the worker's care the kernel maps ~70% of the ~20 MB heap image
+    # into each instance (it maps the cached pages around every fault); a run touches
+    # ~4.5 MB. A copy of its own, since the other workers of this session map the shared
+    # one, and a page some process maps stays cached.
+    folder = tmp_path / "sandbox" / pool.artifact.compiled.parent.name
+    shutil.copytree(pool.artifact.compiled.parent, folder)
+    compiled = (folder / pool.artifact.compiled.name).resolve()
     with open(compiled, "rb") as f:
-        while f.read(1 << 20):
-            pass
-    async with SandboxPool(size=1, quick_start=False) as pool:
+        os.fsync(f.fileno())
+    monkeypatch.setenv("CODEMODE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_build, "_verified_cache", {})  # this process found the shared one
+    monkeypatch.setenv("CODEMODE_WORKER", worker)
+    async with SandboxPool(size=1, quick_start=False) as fresh:
         for code in ("1 + 1", "import json, re\njson.dumps({'a': re.escape('x')})"):
-            assert (await pool.execute(code, None)).ok
-        pid = pool.worker_pids[0]
+            assert (await fresh.execute(code, None)).ok
+        assert fresh.artifact.compiled.resolve() == compiled
+        pid = fresh.worker_pids[0]
         assert _which(pid) == worker
         # The worker makes its next instance after each result: wait until it has, and
         # its warm-up has run (the mapping's resident size stops growing).

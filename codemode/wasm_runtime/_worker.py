@@ -154,21 +154,28 @@ class ImageTrim:
         import ctypes
 
         self.path = path
+        self.file = None  # not Linux (no /proc maps, mincore or fadvise): nothing to trim
+        if not (os.path.exists("/proc/self/maps") and hasattr(os, "posix_fadvise")):
+            return
         try:
             info = os.stat(path)
             self.file = (os.major(info.st_dev), os.minor(info.st_dev), info.st_ino)
             libc = ctypes.CDLL(None, use_errno=True)
             self.madvise, self.mincore = libc.madvise, libc.mincore
-            for fn in (self.madvise, self.mincore):
-                fn.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
             self.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+            self.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p)
             self.buffer = ctypes.create_string_buffer
         except (OSError, AttributeError):
-            self.file = None  # not Linux's calls: nothing to trim
+            self.file = None
 
     def __call__(self) -> None:
-        if self.file is None:
-            return
+        if self.file is not None:
+            try:
+                self._trim()
+            except OSError:
+                pass  # a courtesy to the page cache: the instance works the same without
+
+    def _trim(self) -> None:
         with open("/proc/self/maps") as maps:
             for line in maps:
                 fields = line.split()
@@ -183,7 +190,8 @@ class ImageTrim:
                 resident = self.buffer(pages)
                 if self.mincore(lo, hi - lo, resident) != 0:
                     continue
-                if sum(b & 1 for b in resident.raw) * 2 > pages:
+                cached = pages - resident.raw[:pages].count(0)  # bit 0: cached
+                if cached * 2 > pages:
                     fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
                     try:
                         os.posix_fadvise(fd, int(fields[2], 16), hi - lo, os.POSIX_FADV_DONTNEED)
