@@ -5,7 +5,6 @@ through both here and their answers are compared field by field."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import shutil
@@ -16,7 +15,7 @@ import pytest
 from conftest import RecordingHost
 
 from codemode.errors import WorkerError
-from codemode.wasm_runtime import SandboxPool, _build, _native
+from codemode.wasm_runtime import SandboxPool, _native
 from codemode.wasm_runtime import _protocol as P
 from codemode.wasm_runtime._process import WorkerProcess
 
@@ -214,67 +213,6 @@ async def test_the_native_worker_holds_its_socket_its_artifact_and_nothing_else(
     others = {t for fd, t in fds.items() if fd not in sockets and not t.startswith("anon_inode:")}
     assert others <= {str(pool.artifact.compiled)}, others
     assert Path(os.readlink(f"/proc/{pid}/exe")).name == _native.PROGRAM_NAME
-
-
-def _image_mappings(pid: int, artifact: Path) -> list[dict[str, str]]:
-    """The worker's private writable mappings of the artifact (its instances' memories):
-    each one's size and its smaps fields."""
-    found: list[dict[str, str]] = []
-    current: dict[str, str] | None = None
-    with open(f"/proc/{pid}/smaps") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if " " not in key:  # a field of the mapping above ("Rss:", "VmFlags:")
-                if current is not None:
-                    current[key] = value.strip()
-                continue
-            head = line.split()  # a mapping: range perms offset dev inode path
-            current = None
-            if head[1] == "rw-p" and head[-1] == str(artifact):
-                lo, hi = (int(x, 16) for x in head[0].split("-"))
-                current = {"size_kb": str((hi - lo) // 1024)}
-                found.append(current)
-    return found
-
-
-@pytest.mark.parametrize("worker", ["native", "python"])
-async def test_an_instance_maps_the_heap_pages_it_touches_not_the_whole_image(
-    monkeypatch, tmp_path, pool, worker
-):
-    # A copy of the artifact, written and synced as a build leaves it: every page of it is
-    # cached, and without the worker's care the kernel maps ~70% of the ~20 MB heap image
-    # into each instance (it maps the cached pages around every fault); a run touches
-    # ~4.5 MB. A copy of its own, since the other workers of this session map the shared
-    # one, and a page some process maps stays cached.
-    folder = tmp_path / "sandbox" / pool.artifact.compiled.parent.name
-    shutil.copytree(pool.artifact.compiled.parent, folder)
-    compiled = (folder / pool.artifact.compiled.name).resolve()
-    with open(compiled, "rb") as f:
-        os.fsync(f.fileno())
-    monkeypatch.setenv("CODEMODE_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(_build, "_verified_cache", {})  # this process found the shared one
-    monkeypatch.setenv("CODEMODE_WORKER", worker)
-    async with SandboxPool(size=1, quick_start=False) as fresh:
-        for code in ("1 + 1", "import json, re\njson.dumps({'a': re.escape('x')})"):
-            assert (await fresh.execute(code, None)).ok
-        assert fresh.artifact.compiled.resolve() == compiled
-        pid = fresh.worker_pids[0]
-        assert _which(pid) == worker
-        # The worker makes its next instance after each result: wait until it has, and
-        # its warm-up has run (the mapping's resident size stops growing).
-        last = None
-        for _ in range(100):
-            await asyncio.sleep(0.05)
-            mappings = _image_mappings(pid, compiled)
-            sizes = [m["Rss"] for m in mappings]
-            if len(mappings) == 1 and sizes == last and sizes[0] != "0 kB":
-                break
-            last = sizes
-        assert mappings, "no instance memory mapped from the artifact"
-        for mapping in mappings:
-            assert "rr" in mapping["VmFlags"].split(), mapping  # MADV_RANDOM: no read-ahead
-            resident, size = int(mapping["Rss"].split()[0]), int(mapping["size_kb"])
-            assert resident < size * 0.4, mapping
 
 
 @pytest.mark.parametrize("worker", ["native", "python"])

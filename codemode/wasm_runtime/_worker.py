@@ -142,63 +142,6 @@ class Settings:
         self.warmup, self.prepare, self.catalog = warmup, prepare, catalog
 
 
-class ImageTrim:
-    """As worker.c's trim_image (see there): each instance's copy-on-write mapping of the
-    artifact's heap image is advised MADV_RANDOM, and when most of the image is cached,
-    the cached pages of it that no process maps are dropped, so that an instance maps the
-    pages a run touches rather than every cached one around them."""
-
-    MADV_RANDOM = 1
-
-    def __init__(self, path: str) -> None:
-        import ctypes
-
-        self.path = path
-        self.file = None  # not Linux (no /proc maps, mincore or fadvise): nothing to trim
-        if not (os.path.exists("/proc/self/maps") and hasattr(os, "posix_fadvise")):
-            return
-        try:
-            info = os.stat(path)
-            self.file = (os.major(info.st_dev), os.minor(info.st_dev), info.st_ino)
-            libc = ctypes.CDLL(None, use_errno=True)
-            self.madvise, self.mincore = libc.madvise, libc.mincore
-            self.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-            self.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p)
-            self.buffer = ctypes.create_string_buffer
-        except (OSError, AttributeError):
-            self.file = None
-
-    def __call__(self) -> None:
-        if self.file is not None:
-            try:
-                self._trim()
-            except OSError:
-                pass  # a courtesy to the page cache: the instance works the same without
-
-    def _trim(self) -> None:
-        with open("/proc/self/maps") as maps:
-            for line in maps:
-                fields = line.split()
-                if len(fields) < 6 or fields[1] != "rw-p":
-                    continue
-                major, minor = (int(x, 16) for x in fields[3].split(":"))
-                if (major, minor, int(fields[4])) != self.file:
-                    continue
-                lo, hi = (int(x, 16) for x in fields[0].split("-"))
-                self.madvise(lo, hi - lo, self.MADV_RANDOM)
-                pages = (hi - lo) // os.sysconf("SC_PAGESIZE")
-                resident = self.buffer(pages)
-                if self.mincore(lo, hi - lo, resident) != 0:
-                    continue
-                cached = pages - resident.raw[:pages].count(0)  # bit 0: cached
-                if cached * 2 > pages:
-                    fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-                    try:
-                        os.posix_fadvise(fd, int(fields[2], 16), hi - lo, os.POSIX_FADV_DONTNEED)
-                    finally:
-                        os.close(fd)
-
-
 class Worker:
     def __init__(self, channel: Channel, compiled_path: str, settings: Settings) -> None:
         self.channel = channel
@@ -208,7 +151,6 @@ class Worker:
             self.component = C.Component(self.engine, compiled_path)
         except C.WasmError as exc:
             raise ArtifactRefused(str(exc)) from None
-        self.trim = ImageTrim(compiled_path)
         self.linker = C.Linker(self.engine)
         self.linker.add_wasip2()  # wasi:cli/clocks/random/filesystem; never wasi-http
         self.linker.add_wait(P.HOST_INTERFACE, "wait", self._wait)
@@ -247,7 +189,6 @@ class Worker:
         instance = self.linker.instantiate(store, self.component)
         run = instance.get_func(store, "run")
         assert run is not None, "the component exports no `run`"
-        self.trim()
         catalog_id, catalog, prepare = self.catalog
         run_clock = self.deadline, self.paused  # the warm-up's deadline is its own, not the run's
         self.deadline, self.paused = time.monotonic() + 60, False

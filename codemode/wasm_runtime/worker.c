@@ -23,7 +23,6 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -33,11 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -436,43 +432,6 @@ static void free_ready(ready_t *r) {
   free(r);
 }
 
-/* Each instance's memory starts as a copy-on-write mapping of the artifact's heap image
- * (~20 MB), of which a run touches ~4.5 MB. Two kernel habits make the rest count in the
- * worker's RSS: on a page not cached it reads ahead, and on a fault it also maps every
- * cached page of the file around the faulting one (fault-around). So each new mapping is
- * advised MADV_RANDOM (no read-ahead), and when most of the image is cached (a build wrote
- * it, a checksum read it whole), the cached pages of it that no process maps are dropped:
- * the cache then holds what instances touch, and an instance maps only those. What the
- * guest sees is the same; a page it touches later is read then. */
-static const char *artifact_path;
-static dev_t artifact_dev;
-static ino_t artifact_ino;
-static bool artifact_known;
-
-static void trim_image(void) {
-  FILE *maps = artifact_known ? fopen("/proc/self/maps", "re") : NULL;
-  char line[4096];
-  while (maps && fgets(line, sizeof line, maps)) {
-    unsigned long lo, hi, offset, ino;
-    unsigned major, minor;
-    char perms[5];
-    if (sscanf(line, "%lx-%lx %4s %lx %x:%x %lu", &lo, &hi, perms, &offset, &major, &minor,
-               &ino) != 7 ||
-        strcmp(perms, "rw-p") || ino != artifact_ino || makedev(major, minor) != artifact_dev)
-      continue;
-    madvise((void *)lo, hi - lo, MADV_RANDOM);
-    size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = (hi - lo) / page, cached = 0;
-    unsigned char *resident = malloc(pages);
-    if (resident && !mincore((void *)lo, hi - lo, resident))
-      for (size_t i = 0; i < pages; i++) cached += resident[i] & 1;
-    free(resident);
-    int fd = cached * 2 > pages ? open(artifact_path, O_RDONLY | O_CLOEXEC) : -1;
-    if (fd >= 0) posix_fadvise(fd, (off_t)offset, (off_t)(hi - lo), POSIX_FADV_DONTNEED);
-    if (fd >= 0) close(fd);
-  }
-  if (maps) fclose(maps);
-}
-
 /* A new instance in a store of its own, warmed up with the last catalog; or NULL and the
  * error's text in `error`. WASI: no files, environment or arguments; output to on_output. */
 static ready_t *instantiate(int64_t memory_bytes, char **error) {
@@ -503,7 +462,6 @@ static ready_t *instantiate(int64_t memory_bytes, char **error) {
     free_ready(r);
     return NULL;
   }
-  trim_image();
   double run_deadline = deadline; /* the warm-up's deadline is its own, not the run's */
   bool run_paused = paused;
   deadline = now() + 60, paused = false;
@@ -675,10 +633,6 @@ int main(int argc, char **argv) {
     wasmtime_config_cranelift_opt_level_set(config, (uint8_t)settings.opt_level);
   engine = wasm_engine_new_with_config(config); /* takes the config */
   checked(wasmtime_component_deserialize_file(engine, argv[2], &component), "artifact");
-  struct stat artifact;
-  artifact_path = argv[2];
-  if (!stat(artifact_path, &artifact))
-    artifact_known = true, artifact_dev = artifact.st_dev, artifact_ino = artifact.st_ino;
   linker = wasmtime_component_linker_new(engine);
   checked(wasmtime_component_linker_add_wasip2(linker), "start"); /* never wasi-http */
   void *root = wasmtime_component_linker_root(linker), *host = NULL;
