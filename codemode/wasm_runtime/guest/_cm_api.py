@@ -133,8 +133,8 @@ async def _tool_call(key: int, fn, args: dict, positional: int):
         if positional:
             _bound_hint(exc, fn, args, positional)
         raise
-    if fn.path not in Calls.seen or (type(value) is list and not value):
-        _remember(fn.path, value, args)
+    if fn.path not in Calls.seen or (type(value) is list and not value):  # _remember's own
+        _remember(fn.path, value, args)  # conditions, checked here first: most calls skip it
     return value
 
 

@@ -64,8 +64,7 @@ class _Slot:
     def set_result(self, value) -> None:
         batch = self.batch
         fn, args, _ = batch.calls[self.index]
-        if fn.path not in Calls.seen or (type(value) is list and not value):
-            _remember(fn.path, value, args)
+        _remember(fn.path, value, args)
         batch.results[self.index] = value
         self._settled()
 
