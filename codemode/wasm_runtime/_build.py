@@ -28,6 +28,7 @@ from pathlib import Path
 
 from .._paths import cache_dir
 from ..errors import SandboxBuildError
+from . import _pagecache
 from ._component import GUEST_DIR, component_key, dist_version, find_component, sha256_file
 from ._engine import BASELINE, ENGINE_FLAGS, OPTIMIZED, machine
 
@@ -102,6 +103,7 @@ def _verified(folder: Path, key: str) -> bool:
                 return True
         if sha256_file(compiled) != meta.get("compiled_sha256"):
             return False
+        _pagecache.drop(compiled)  # read whole: workers would map most of it
         with contextlib.suppress(OSError):  # a read-only cache is checked in full each time
             staging = stamp.with_name(f"{STAMP_NAME}.{os.getpid()}")
             staging.write_text(json.dumps({"key": key, "file": _identity(compiled)}))
@@ -297,6 +299,7 @@ async def _build_into(folder: Path, key: str, report: Progress, strategy: str) -
         "compiled_sha256": sha256_file(compiled),
         "built_at": time.time(),
     }
+    _pagecache.drop(compiled)  # written and read whole: workers would map most of it
     (staging / META_NAME).write_text(json.dumps(meta, indent=2))
     _rmtree(folder, ignore_errors=True)
     os.replace(staging, folder)

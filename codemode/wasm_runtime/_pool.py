@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from .._aio import Background
 from ..context import CallContext
 from ..errors import ErrorKind, WorkerError
-from . import _native
+from . import _native, _pagecache
 from ._build import Artifact, Progress, _stderr_progress, ensure_built_async
 from ._engine import OPTIMIZED
 from ._execution import Execution, memory_bytes
@@ -59,6 +59,8 @@ class SandboxPool:
         self._cleanups: set[asyncio.Task[None]] = set()
         self._kept: set[KeptInstance] = set()
         self._seq = 0
+        self._runs = 0
+        self._last_run = time.monotonic()
         self._open = False
         self._closed = False
         self.last_worker_ready_ms = 0.0
@@ -260,6 +262,10 @@ class SandboxPool:
         given back (or, if the run did not end cleanly, killed and replaced). Waiting
         for a worker is the execution's queue time (`stats.queue_ms`), not its duration."""
         queued = time.monotonic()
+        if queued - self._last_run > _pagecache.QUIET_S and self._artifact is not None:
+            # what the kernel reclaimed of the cache meanwhile is read back in ranges
+            compiled = self._artifact.compiled
+            _pagecache.settle(compiled.parent / _pagecache.RECORD_NAME, str(compiled))
         worker = await self._acquire(context.identity or "" if context is not None else "")
         queue_ms = (time.monotonic() - queued) * 1000
         self._seq += 1
@@ -271,6 +277,13 @@ class SandboxPool:
             yield execution
         finally:
             current = worker.compiled == self.artifact.compiled
+            self._last_run = time.monotonic()
+            self._runs += 1
+            if self._runs in _pagecache.REMEMBER_AT and worker.alive:
+                # after the caller has its answer: the cache holds what the run touched
+                record = worker.compiled.parent / _pagecache.RECORD_NAME
+                remember = (_pagecache.remember, record, str(worker.compiled), worker.proc.pid)
+                asyncio.get_running_loop().call_soon(*remember)
             if execution.healthy and worker.alive and not self._closed and current:
                 self._give_back(worker)  # no await: nothing for a cancel to interrupt
             else:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import WorkerError
-from . import _native
+from . import _native, _pagecache
 from . import _protocol as P
 from ._engine import EPOCH_TICK_S, OPTIMIZED, engine_settings, machine
 from ._outcome import memory_floor_mb
@@ -198,6 +198,8 @@ class WorkerProcess:
             )
         finally:
             child_sock.close()
+        # while it starts: the heap-image pages runs touch, read ahead if not cached
+        _pagecache.settle(compiled.parent / _pagecache.RECORD_NAME, str(compiled))
         loop = asyncio.get_running_loop()
         _, frames = await loop.create_connection(_Frames, sock=parent_sock)
         worker = cls(proc, frames)
@@ -223,6 +225,7 @@ class WorkerProcess:
                 )
             raise error(f"a sandbox worker failed to start: {message}")
         worker.ready_ms = (time.monotonic() - started) * 1000
+        _pagecache.image_of(proc.pid, str(compiled))  # found while its first instance is there
         return worker
 
     async def recv(self) -> tuple[int, bytes]:

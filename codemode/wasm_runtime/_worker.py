@@ -4,7 +4,7 @@ the same frames (`_protocol`); a change to one is a change to both.
 
 Started by the pool as `python -E -S _worker.py FD COMPILED MEMORY_BYTES LIBRARY SETTINGS
 WARMUP_CODE PREPARE_OPTIONS CATALOG` (by path, with no site and an empty environment, so it
-imports only the stdlib and its sibling modules `_protocol` and `_capi`, which loads
+imports only the stdlib and its sibling modules `_protocol`, `_pagecache` and `_capi`, which loads
 wasmtime's library from LIBRARY). FD is its end of a socketpair; stdout is never used.
 SETTINGS is `_protocol.settings`; the last three are the warm-up program, its options and
 the catalog a first instance is prepared with. Each execution gets a fresh Store and
@@ -28,6 +28,7 @@ import threading
 import time
 
 import _capi as C
+import _pagecache
 import _protocol as P
 
 
@@ -143,14 +144,20 @@ class Settings:
 
 
 class Worker:
-    def __init__(self, channel: Channel, compiled_path: str, settings: Settings) -> None:
+    def __init__(
+        self, channel: Channel, compiled_path: str, settings: Settings, library: str = ""
+    ) -> None:
         self.channel = channel
+        self.files = [compiled_path, library] if library else [compiled_path]
+        """The artifact and wasmtime's library: each mapping of them is advised MADV_RANDOM
+        (`_pagecache`), as worker.c does."""
         self.settings = settings
         self.engine = C.Engine(*settings.engine)
         try:
             self.component = C.Component(self.engine, compiled_path)
         except C.WasmError as exc:
             raise ArtifactRefused(str(exc)) from None
+        _pagecache.advise_random(self.files)
         self.linker = C.Linker(self.engine)
         self.linker.add_wasip2()  # wasi:cli/clocks/random/filesystem; never wasi-http
         self.linker.add_wait(P.HOST_INTERFACE, "wait", self._wait)
@@ -187,6 +194,7 @@ class Worker:
         store = C.Store(self.engine, self.output, memory_bytes)  # WASI: no files, env, args
         store.set_epoch_deadline(2**62)
         instance = self.linker.instantiate(store, self.component)
+        _pagecache.advise_random(self.files)  # its memory: a new mapping of the heap image
         run = instance.get_func(store, "run")
         assert run is not None, "the component exports no `run`"
         catalog_id, catalog, prepare = self.catalog
@@ -342,8 +350,9 @@ def main() -> None:
     try:
         try:
             C.load(sys.argv[4])  # wasmtime's library (wasmtime-py's)
+            _pagecache.advise_random([sys.argv[4]])
             settings = Settings(*sys.argv[5:9])
-            worker = Worker(channel, sys.argv[2], settings)
+            worker = Worker(channel, sys.argv[2], settings, sys.argv[4])
             worker.ready = worker.instantiate(int(sys.argv[3]))
         except Exception as exc:  # noqa: BLE001
             cause = b"artifact" if isinstance(exc, ArtifactRefused) else b"start"

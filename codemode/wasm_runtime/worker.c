@@ -32,8 +32,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -432,6 +435,36 @@ static void free_ready(ready_t *r) {
   free(r);
 }
 
+/* The worker's two large files, the artifact (its code, and the heap image each instance
+ * maps copy-on-write) and wasmtime's library, are read through the page cache. Two kernel
+ * habits would make far more of them count in the worker's RSS than it touches: on a page
+ * not cached it reads ahead (8 MB windows on some disks), and on a fault it also maps the
+ * cached pages around the faulting one (fault-around). So every mapping of either file is
+ * advised MADV_RANDOM as it appears (no read-ahead), and the pool keeps the cache to what
+ * runs touch (`_pagecache.py`: it reads the heap image's pages ahead when they are not
+ * cached). The guest sees the same memory either way. */
+static struct stat advised_files[2];
+static int n_advised_files;
+
+static void advise_file(const char *path) {
+  if (n_advised_files < 2 && !stat(path, &advised_files[n_advised_files])) n_advised_files++;
+}
+
+static void advise_random(void) {
+  FILE *maps = n_advised_files ? fopen("/proc/self/maps", "re") : NULL;
+  char line[4096];
+  while (maps && fgets(line, sizeof line, maps)) {
+    unsigned long lo, hi, offset, ino;
+    unsigned major, minor;
+    if (sscanf(line, "%lx-%lx %*4s %lx %x:%x %lu", &lo, &hi, &offset, &major, &minor, &ino) != 6)
+      continue;
+    for (int i = 0; i < n_advised_files; i++)
+      if (ino == advised_files[i].st_ino && makedev(major, minor) == advised_files[i].st_dev)
+        madvise((void *)lo, hi - lo, MADV_RANDOM);
+  }
+  if (maps) fclose(maps);
+}
+
 /* A new instance in a store of its own, warmed up with the last catalog; or NULL and the
  * error's text in `error`. WASI: no files, environment or arguments; output to on_output. */
 static ready_t *instantiate(int64_t memory_bytes, char **error) {
@@ -448,6 +481,7 @@ static ready_t *instantiate(int64_t memory_bytes, char **error) {
   wasmtime_context_set_epoch_deadline(r->context, (uint64_t)1 << 62);
   instance_ref instance;
   if (!err) err = wasmtime_component_linker_instantiate(linker, r->context, component, &instance);
+  advise_random(); /* its memory: a new mapping of the heap image */
   if (err) {
     *error = error_text(err);
     free_ready(r);
@@ -624,7 +658,9 @@ int main(int argc, char **argv) {
   warmup_code = argv[6];
   buf_put(&prepare, argv[7], strlen(argv[7]));
   buf_put(&catalog, argv[8], strlen(argv[8]));
+  advise_file(argv[2]), advise_file(argv[4]);
   load(argv[4]);
+  advise_random();
 
   void *config = wasm_config_new();
   wasmtime_config_epoch_interruption_set(config, settings.epoch);
@@ -633,6 +669,7 @@ int main(int argc, char **argv) {
     wasmtime_config_cranelift_opt_level_set(config, (uint8_t)settings.opt_level);
   engine = wasm_engine_new_with_config(config); /* takes the config */
   checked(wasmtime_component_deserialize_file(engine, argv[2], &component), "artifact");
+  advise_random();
   linker = wasmtime_component_linker_new(engine);
   checked(wasmtime_component_linker_add_wasip2(linker), "start"); /* never wasi-http */
   void *root = wasmtime_component_linker_root(linker), *host = NULL;

@@ -1,0 +1,273 @@
+"""How much of the two large files a worker maps ends up in its RSS: the compiled
+artifact (its code, and the heap image each instance maps copy-on-write) and wasmtime's
+library.
+
+The kernel maps more of them than a run touches. On a fault it also maps the cached pages
+around the faulting one (fault-around, 64 KB); on a page not cached it reads ahead (up to
+the disk's `read_ahead_kb`: 8 MB on this machine's disk). So:
+- every mapping of either file is advised MADV_RANDOM as it appears (`worker.c`, and
+  `advise_random` here for the Python worker): a page not cached is read alone;
+- the artifact's cached pages are dropped after a build wrote it and after a checksum
+  read it whole (`drop`): with the whole file cached, fault-around maps most of the heap
+  image into every instance (~10 MB more per worker).
+
+Reading pages one at a time costs when the cache has lost them: the kernel may reclaim
+cache no process maps (here a DAMON `pageout` scheme takes what was unused for a minute),
+and the heap-image pages only runs touch are mapped only while a run is on. So the pool
+keeps a record of them (`pages.json` beside the artifact): `remember` adds the image's
+cached pages after a pool's 1st, 16th, 256th and 4096th runs, and `settle` reads the
+recorded pages the cache lacks ahead, in ranges, when a worker starts and before a run
+after a quiet spell; it also drops cached image pages far outside the record that no
+process maps (a copy of the file read it, say).
+
+All of it is advice: what a guest sees is the same, and where it cannot be given (not
+Linux, a read-only cache) nothing is done.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+RECORD_NAME = "pages.json"
+REMEMBER_AT = frozenset({1, 16, 256, 4096})
+"""A pool's run counts after which `remember` adds to the record."""
+QUIET_S = 20.0
+"""A run after this long without one settles the cache first."""
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_PROT_READ = _MAP_SHARED = 1
+_MADV_RANDOM = 1
+_RUNS = re.compile(rb"\x01+")
+_BIT0 = bytes(i & 1 for i in range(256))  # mincore's other bits are reserved
+
+
+@functools.cache
+def _libc():
+    """libc's madvise, mmap, munmap and mincore through ctypes (imported on first use),
+    or None off Linux."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "posix_fadvise"):
+        return None
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                              ctypes.c_int, ctypes.c_long]  # fmt: skip
+        libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    except (ImportError, OSError, AttributeError):
+        return None
+    return libc
+
+
+def _mappings(pid: int | str, paths: list[str]) -> list[tuple[int, int, bytes, int, str]]:
+    """The mappings of these files in process `pid`: (start, end, permissions, file
+    offset, path)."""
+    ids = {}
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        ids[(st.st_dev, st.st_ino)] = path
+    try:
+        with open(f"/proc/{pid}/maps", "rb") as maps:
+            lines = maps.read().splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        fields = line.split(maxsplit=5)
+        if len(fields) < 6:
+            continue
+        major, minor = (int(x, 16) for x in fields[3].split(b":"))
+        path = ids.get((os.makedev(major, minor), int(fields[4])))
+        if path is not None:
+            lo, hi = (int(x, 16) for x in fields[0].split(b"-"))
+            found.append((lo, hi, fields[1], int(fields[2], 16), path))
+    return found
+
+
+def advise_random(paths: list[str]) -> None:
+    """Advise MADV_RANDOM for every mapping of these files in this process (each new
+    instance maps the heap image anew: call again then). `worker.c`'s advise_random."""
+    libc = _libc()
+    if libc is None:
+        return
+    for lo, hi, _, _, _ in _mappings("self", paths):
+        libc.madvise(lo, hi - lo, _MADV_RANDOM)
+
+
+def drop(path: Path) -> None:
+    """Drop the file's cached pages that no process maps: after a build wrote it or a
+    checksum read it whole, workers would otherwise map most of it."""
+    if not hasattr(os, "posix_fadvise"):
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)  # pages written are dropped only once they are on disk
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _cached(fd: int, offset: int, length: int) -> bytes:
+    """One byte per page of the file's range: 1 where the page cache holds it."""
+    import ctypes
+
+    libc = _libc()
+    # a mapping of its own, never touched: mincore then reads the cache
+    addr = libc.mmap(None, length, _PROT_READ, _MAP_SHARED, fd, offset)
+    if addr is None or addr == ctypes.c_void_p(-1).value:
+        raise OSError(ctypes.get_errno(), "mmap")
+    try:
+        vector = ctypes.create_string_buffer(length // _PAGE + 1)
+        if libc.mincore(addr, length, vector) != 0:
+            raise OSError(ctypes.get_errno(), "mincore")
+        return vector.raw[: (length + _PAGE - 1) // _PAGE].translate(_BIT0)
+    finally:
+        libc.munmap(addr, length)
+
+
+def _minus(a: bytes, b: bytes) -> bytes:
+    """Pages in `a` and not in `b` (each one byte, 0 or 1, per page; the same length)."""
+    n = len(a)
+    ones = int.from_bytes(b"\x01" * n, "big")
+    return (int.from_bytes(a, "big") & (ones ^ int.from_bytes(b, "big"))).to_bytes(n, "big")
+
+
+def _advise(fd: int, offset: int, pages: bytes, advice: int) -> None:
+    for run in _RUNS.finditer(pages):
+        start, length = offset + run.start() * _PAGE, (run.end() - run.start()) * _PAGE
+        os.posix_fadvise(fd, start, length, advice)
+
+
+def _identity(path: str) -> list[int]:
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def _load(record: Path, artifact: str) -> tuple[int, int, bytes] | None:
+    """The recorded image (file offset, length, pages), if the record is of this file."""
+    import base64
+    import zlib
+
+    try:
+        data = json.loads(record.read_text())
+        if data.get("file") != _identity(artifact):
+            return None
+        offset, length = int(data["offset"]), int(data["length"])
+        pages = zlib.decompress(base64.b64decode(data["pages"]))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, zlib.error):
+        return None
+    size = data["file"][0]
+    if offset % _PAGE or length <= 0 or offset + length > size:
+        return None  # not a range of this file
+    return (offset, length, pages) if len(pages) == (length + _PAGE - 1) // _PAGE else None
+
+
+_images: dict[tuple[str, int, int], tuple[int, int]] = {}
+
+
+def image_of(pid: int, artifact: str) -> tuple[int, int] | None:
+    """Where the heap image lies in the artifact (file offset, length): the file range an
+    instance of worker `pid` maps writable. Kept once found (a worker has no instance
+    while it makes its next one)."""
+    try:
+        st = os.stat(artifact)
+    except OSError:
+        return None
+    key = (artifact, st.st_ino, st.st_size)  # a file rebuilt in place is another
+    if key in _images:
+        return _images[key]
+    ranges = [(hi - lo, offset) for lo, hi, perms, offset, _ in _mappings(pid, [artifact])
+              if perms.startswith(b"rw")]  # fmt: skip
+    if not ranges:
+        return None
+    length, offset = max(ranges)
+    _images[key] = offset, length
+    return offset, length
+
+
+def remember(record: Path, artifact: str, pid: int) -> None:
+    """Add the heap image's cached pages to the record (not when most of the image is
+    cached: then something other than runs read it)."""
+    if _libc() is None:
+        return
+    image = image_of(pid, artifact)
+    if image is None:
+        return
+    offset, length = image
+    try:
+        fd = os.open(artifact, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        cached = _cached(fd, offset, length)
+    except OSError:
+        return
+    finally:
+        os.close(fd)
+    if cached.count(1) * 5 > len(cached) * 3:
+        return
+    known = _load(record, artifact)
+    if known is not None and known[:2] == image:
+        if not _minus(cached, known[2]).count(1):
+            return
+        cached = (int.from_bytes(cached, "big") | int.from_bytes(known[2], "big")).to_bytes(
+            len(cached), "big"
+        )
+    import base64
+    import zlib
+
+    text = json.dumps(
+        {
+            "file": _identity(artifact),
+            "offset": offset,
+            "length": length,
+            "pages": base64.b64encode(zlib.compress(cached)).decode(),
+        }
+    )
+    staging = record.with_name(f"{record.name}.tmp{os.getpid()}")
+    try:
+        staging.write_text(text)
+        os.replace(staging, record)
+    except OSError:
+        staging.unlink(missing_ok=True)  # a read-only cache: the record is not kept
+
+
+def settle(record: Path, artifact: str) -> None:
+    """Read the recorded image pages the cache lacks ahead (asynchronously), and drop
+    cached image pages outside the record that no process maps, when they are many."""
+    if _libc() is None:
+        return
+    known = _load(record, artifact)
+    if known is None:
+        return
+    offset, length, wanted = known
+    try:
+        fd = os.open(artifact, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        cached = _cached(fd, offset, length)
+        extra = _minus(cached, wanted)
+        if extra.count(1) * 4 > len(cached):
+            _advise(fd, offset, extra, os.POSIX_FADV_DONTNEED)
+        _advise(fd, offset, _minus(wanted, cached), os.POSIX_FADV_WILLNEED)
+    except OSError:
+        pass  # advice only
+    finally:
+        os.close(fd)

@@ -1,0 +1,161 @@
+"""What a worker maps of the artifact, and the page-cache record that keeps what runs touch
+cached (`_pagecache`): both workers, on a copy of the real artifact."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from codemode.wasm_runtime import SandboxPool, _build, _pagecache
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="page-cache advice is Linux's"
+)
+
+
+def _mappings(pid: int, path: Path) -> list[dict[str, str]]:
+    """The process's mappings of `path`: each one's permissions, size and smaps fields."""
+    found: list[dict[str, str]] = []
+    current: dict[str, str] | None = None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if " " not in key:  # a field of the mapping above ("Rss:", "VmFlags:")
+                if current is not None:
+                    current[key] = value.strip()
+                continue
+            head = line.split()  # a mapping: range perms offset dev inode path
+            current = None
+            if head[-1] == str(path):
+                lo, hi = (int(x, 16) for x in head[0].split("-"))
+                current = {"perms": head[1], "size_kb": str((hi - lo) // 1024)}
+                found.append(current)
+    return found
+
+
+def _kb(field: str) -> int:
+    return int(field.split()[0])
+
+
+def _cached_pages(path: Path, offset: int, length: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return _pagecache._cached(fd, offset, length)
+    finally:
+        os.close(fd)
+
+
+def _evict(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # written pages are dropped once on disk
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def copied(monkeypatch, tmp_path, pool) -> Path:
+    """A cache holding a copy of the session's artifact, written and synced as a build
+    leaves it (so every page of it is cached), and no record. A copy of its own: the
+    session's workers map the shared file, and a page some process maps stays cached."""
+    folder = tmp_path / "sandbox" / pool.artifact.compiled.parent.name
+    shutil.copytree(pool.artifact.compiled.parent, folder)
+    (folder / _pagecache.RECORD_NAME).unlink(missing_ok=True)
+    compiled = (folder / pool.artifact.compiled.name).resolve()
+    with open(compiled, "rb") as f:
+        os.fsync(f.fileno())
+    monkeypatch.setenv("CODEMODE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_build, "_verified_cache", {})  # this process found the shared one
+    return compiled
+
+
+async def _settled(pid: int, compiled: Path) -> list[dict[str, str]]:
+    """The worker's mappings of the artifact once its next instance is made and warmed
+    up (it makes one after each result: the mappings stop changing)."""
+    last = None
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        mappings = _mappings(pid, compiled)
+        if mappings == last and any(m["perms"] == "rw-p" for m in mappings):
+            return mappings
+        last = mappings
+    raise AssertionError(f"the worker's mappings kept changing: {last}")
+
+
+@pytest.mark.parametrize("worker", ["native", "python"])
+async def test_a_worker_maps_the_pages_it_touches_not_the_whole_cached_artifact(
+    monkeypatch, copied, worker
+):
+    # With the file cached whole, the kernel maps the cached pages around every fault:
+    # ~70% of the heap image into each instance, ~80% of the code. The checksum that
+    # finds the copy drops its cache, and every mapping is advised MADV_RANDOM.
+    monkeypatch.setenv("CODEMODE_WORKER", worker)
+    async with SandboxPool(size=1, quick_start=False) as fresh:
+        for code in ("1 + 1", "import json, re\njson.dumps({'a': re.escape('x')})"):
+            assert (await fresh.execute(code, None)).ok
+        assert fresh.artifact.compiled.resolve() == copied
+        pid = fresh.worker_pids[0]
+        mappings = await _settled(pid, copied)
+    for mapping in mappings:
+        assert "rr" in mapping["VmFlags"].split(), mapping  # MADV_RANDOM: no read-ahead
+    image = [m for m in mappings if m["perms"] == "rw-p"]
+    code = [m for m in mappings if "x" in m["perms"]]
+    assert len(image) == 1 and len(code) == 1, mappings
+    for mapping in (*image, *code):
+        assert _kb(mapping["Rss"]) < _kb(mapping["size_kb"] + " kB") * 0.6, mapping
+
+
+async def test_the_pool_records_the_image_pages_runs_touch_and_reads_them_back(copied):
+    record = copied.parent / _pagecache.RECORD_NAME
+    async with SandboxPool(size=1, quick_start=False) as fresh:
+        assert (await fresh.execute("import json\njson.dumps([1])", None)).ok
+        await asyncio.sleep(0.1)  # the record is written after the caller has its answer
+        pid = fresh.worker_pids[0]
+        image = _pagecache.image_of(pid, str(copied))
+        assert image is not None
+        kept = json.loads(record.read_text())
+        assert (kept["offset"], kept["length"]) == image
+        recorded = _pagecache._load(record, str(copied))
+        assert recorded is not None and recorded[:2] == image
+        wanted = recorded[2]
+        # what runs touched: some of the image, far from all of it
+        assert 0.02 * len(wanted) < wanted.count(1) < 0.6 * len(wanted)
+    # No worker maps it now: the kernel's reclaim (or a reboot) would take it all.
+    _evict(copied)
+    offset, length = image
+    assert _cached_pages(copied, offset, length).count(1) < wanted.count(1) * 0.1
+    _pagecache.settle(record, str(copied))
+    for _ in range(100):  # read ahead asynchronously
+        cached = _cached_pages(copied, offset, length)
+        if _pagecache._minus(wanted, cached).count(1) == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert _pagecache._minus(wanted, cached).count(1) == 0, "recorded pages not read back"
+    # and only those: no read-ahead around them
+    assert _pagecache._minus(cached, wanted).count(1) < wanted.count(1) * 0.1
+
+
+async def test_a_record_of_another_file_or_a_damaged_one_is_not_used(copied, tmp_path):
+    record = copied.parent / _pagecache.RECORD_NAME
+    record.write_text("{not json")
+    _pagecache.settle(record, str(copied))  # nothing to do, and no error
+    assert _pagecache._load(record, str(copied)) is None
+    async with SandboxPool(size=1, quick_start=False) as fresh:
+        assert (await fresh.execute("1 + 1", None)).ok
+        await asyncio.sleep(0.1)
+    assert _pagecache._load(record, str(copied)) is not None  # written anew
+    # The same record names another file (its size, mtime and inode): not used for it.
+    other = tmp_path / "other.cwasm"
+    shutil.copyfile(copied, other)
+    assert _pagecache._load(record, str(other)) is None
+    _evict(other)
+    _pagecache.settle(record, str(other))
+    await asyncio.sleep(0.2)
+    assert _cached_pages(other, 0, other.stat().st_size).count(1) == 0
