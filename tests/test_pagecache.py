@@ -4,7 +4,6 @@ cached (`_pagecache`): both workers, on a copy of the real artifact."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from codemode.wasm_runtime import SandboxPool, _build, _pagecache
+from codemode.wasm_runtime import SandboxPool, _build, _pagecache, _process
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="page-cache advice is Linux's"
@@ -112,50 +111,58 @@ async def test_a_worker_maps_the_pages_it_touches_not_the_whole_cached_artifact(
         assert _kb(mapping["Rss"]) < _kb(mapping["size_kb"] + " kB") * 0.6, mapping
 
 
-async def test_the_pool_records_the_image_pages_runs_touch_and_reads_them_back(copied):
+def _regions(record: Path, path: Path) -> dict[tuple[int, int], tuple[str, bytes]]:
+    return {(o, n): v for (p, o, n), v in _pagecache._load(record).items() if p == str(path)}
+
+
+async def test_the_pool_records_the_pages_runs_use_and_reads_them_back(copied):
     record = copied.parent / _pagecache.RECORD_NAME
     async with SandboxPool(size=1, quick_start=False) as fresh:
         assert (await fresh.execute("import json\njson.dumps([1])", None)).ok
         await asyncio.sleep(0.1)  # the record is written after the caller has its answer
-        pid = fresh.worker_pids[0]
-        image = _pagecache.image_of(pid, str(copied))
+        image = _pagecache.image_of(fresh.worker_pids[0], str(copied))
         assert image is not None
-        kept = json.loads(record.read_text())
-        assert (kept["offset"], kept["length"]) == image
-        recorded = _pagecache._load(record, str(copied))
-        assert recorded is not None and recorded[:2] == image
-        wanted = recorded[2]
-        # what runs touched: some of the image, far from all of it
-        assert 0.02 * len(wanted) < wanted.count(1) < 0.6 * len(wanted)
+        regions = _regions(record, copied)
+        assert _regions(record, Path(_process.library_path()))  # the library's too
+    kinds = {kind for kind, _ in regions.values()}
+    assert kinds == {"image", "mapped"}, regions.keys()
+    wanted = regions[image][1]
+    assert regions[image][0] == "image"
+    # what runs touched: some of the image, far from all of it
+    assert 0.02 * len(wanted) < wanted.count(1) < 0.6 * len(wanted)
+    code = max((r for r, (kind, _) in regions.items() if kind == "mapped"), key=lambda r: r[1])
+    assert 0 < regions[code][1].count(1) < len(regions[code][1])
     # No worker maps it now: the kernel's reclaim (or a reboot) would take it all.
     _evict(copied)
-    offset, length = image
-    assert _cached_pages(copied, offset, length).count(1) < wanted.count(1) * 0.1
-    _pagecache.settle(record, str(copied))
-    for _ in range(100):  # read ahead asynchronously
-        cached = _cached_pages(copied, offset, length)
-        if _pagecache._minus(wanted, cached).count(1) == 0:
-            break
-        await asyncio.sleep(0.02)
-    assert _pagecache._minus(wanted, cached).count(1) == 0, "recorded pages not read back"
-    # and only those: no read-ahead around them
-    assert _pagecache._minus(cached, wanted).count(1) < wanted.count(1) * 0.1
+    for offset, length in (image, code):
+        assert _cached_pages(copied, offset, length).count(1) < 0.1 * len(wanted)
+    _pagecache.settle(record)
+    for (offset, length), (_, pages) in ((r, regions[r]) for r in (image, code)):
+        for _ in range(100):  # read ahead asynchronously
+            cached = _cached_pages(copied, offset, length)
+            if _pagecache._minus(pages, cached).count(1) == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert _pagecache._minus(pages, cached).count(1) == 0, "recorded pages not read back"
+        # and only those: no read-ahead around them
+        assert _pagecache._minus(cached, pages).count(1) < pages.count(1) * 0.1
 
 
 async def test_a_record_of_another_file_or_a_damaged_one_is_not_used(copied, tmp_path):
     record = copied.parent / _pagecache.RECORD_NAME
     record.write_text("{not json")
-    _pagecache.settle(record, str(copied))  # nothing to do, and no error
-    assert _pagecache._load(record, str(copied)) is None
+    _pagecache.settle(record)  # nothing to do, and no error
+    assert _pagecache._load(record) == {}
     async with SandboxPool(size=1, quick_start=False) as fresh:
         assert (await fresh.execute("1 + 1", None)).ok
         await asyncio.sleep(0.1)
-    assert _pagecache._load(record, str(copied)) is not None  # written anew
-    # The same record names another file (its size, mtime and inode): not used for it.
-    other = tmp_path / "other.cwasm"
-    shutil.copyfile(copied, other)
-    assert _pagecache._load(record, str(other)) is None
-    _evict(other)
-    _pagecache.settle(record, str(other))
+    assert _regions(record, copied)  # written anew
+    # Another file at the same path (a rebuild, say): the record is not used for it.
+    staging = tmp_path / "other.cwasm"
+    shutil.copyfile(copied, staging)
+    os.replace(staging, copied)
+    assert _regions(record, copied) == {}
+    _evict(copied)
+    _pagecache.settle(record)
     await asyncio.sleep(0.2)
-    assert _cached_pages(other, 0, other.stat().st_size).count(1) == 0
+    assert _cached_pages(copied, 0, copied.stat().st_size).count(1) == 0

@@ -12,13 +12,16 @@ the disk's `read_ahead_kb`: 8 MB on this machine's disk). So:
   image into every instance (~10 MB more per worker).
 
 Reading pages one at a time costs when the cache has lost them: the kernel may reclaim
-cache no process maps (here a DAMON `pageout` scheme takes what was unused for a minute),
-and the heap-image pages only runs touch are mapped only while a run is on. So the pool
-keeps a record of them (`pages.json` beside the artifact): `remember` adds the image's
-cached pages after a pool's 1st, 16th, 256th and 4096th runs, and `settle` reads the
-recorded pages the cache lacks ahead, in ranges, when a worker starts and before a run
-after a quiet spell; it also drops cached image pages far outside the record that no
-process maps (a copy of the file read it, say).
+cache no process maps (here a DAMON `pageout` scheme takes what was unused for a minute):
+the heap-image pages only runs touch (mapped only while a run is on), and everything once
+no worker is left. A gather in a new process after that took 75-84 ms instead of 57-61.
+So the pool keeps a record (`pages.json` beside the artifact, each range tied to its
+file's size, mtime and inode): `remember`, after a pool's 1st, 16th, 256th and 4096th
+runs, adds the heap image's cached pages and the pages a worker's lasting mappings (the
+code, the library) map; `settle_soon`, when a worker starts and before a run after a
+quiet spell, has a thread read the recorded pages the cache lacks ahead (in ranges), and
+drop cached image pages far outside the record that no process maps (a copy of the file
+read it, say).
 
 All of it is advice: what a guest sees is the same, and where it cannot be given (not
 Linux, a read-only cache) nothing is done.
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import re
 import sys
@@ -159,23 +163,58 @@ def _identity(path: str) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
-def _load(record: Path, artifact: str) -> tuple[int, int, bytes] | None:
-    """The recorded image (file offset, length, pages), if the record is of this file."""
+Region = tuple[str, int, int]
+"""A file's range: (path, offset, length)."""
+
+
+def _load(record: Path) -> dict[Region, tuple[str, bytes]]:
+    """The recorded regions whose file is the one at their path now: for each, its kind
+    ("image": the heap image; "mapped": a worker's lasting mapping) and its pages."""
     import base64
     import zlib
 
     try:
         data = json.loads(record.read_text())
-        if data.get("file") != _identity(artifact):
-            return None
-        offset, length = int(data["offset"]), int(data["length"])
-        pages = zlib.decompress(base64.b64decode(data["pages"]))
-    except (OSError, ValueError, TypeError, KeyError, AttributeError, zlib.error):
-        return None
-    size = data["file"][0]
-    if offset % _PAGE or length <= 0 or offset + length > size:
-        return None  # not a range of this file
-    return (offset, length, pages) if len(pages) == (length + _PAGE - 1) // _PAGE else None
+        entries = data["regions"]
+        assert isinstance(entries, list)
+    except (OSError, ValueError, TypeError, KeyError, AssertionError):
+        return {}
+    found: dict[Region, tuple[str, bytes]] = {}
+    for entry in entries:
+        try:
+            path, offset, length = str(entry["path"]), int(entry["offset"]), int(entry["length"])
+            identity = _identity(path)
+            if entry["file"] != identity or entry["kind"] not in ("image", "mapped"):
+                continue
+            if offset % _PAGE or length <= 0 or offset + length > identity[0]:
+                continue  # not a range of this file
+            pages = zlib.decompress(base64.b64decode(entry["pages"]))
+        except (OSError, ValueError, TypeError, KeyError, zlib.error):
+            continue
+        if len(pages) == (length + _PAGE - 1) // _PAGE:
+            found[(path, offset, length)] = (entry["kind"], pages)
+    return found
+
+
+def _save(record: Path, regions: dict[Region, tuple[str, bytes]]) -> None:
+    import base64
+    import zlib
+
+    entries = []
+    for (path, offset, length), (kind, pages) in regions.items():
+        try:
+            identity = _identity(path)
+        except OSError:
+            continue
+        packed = base64.b64encode(zlib.compress(pages)).decode()
+        entries.append({"path": path, "file": identity, "offset": offset, "length": length,
+                        "kind": kind, "pages": packed})  # fmt: skip
+    staging = record.with_name(f"{record.name}.tmp{os.getpid()}")
+    try:
+        staging.write_text(json.dumps({"regions": entries}))
+        os.replace(staging, record)
+    except OSError:
+        staging.unlink(missing_ok=True)  # a read-only cache: the record is not kept
 
 
 _images: dict[tuple[str, int, int], tuple[int, int]] = {}
@@ -201,73 +240,92 @@ def image_of(pid: int, artifact: str) -> tuple[int, int] | None:
     return offset, length
 
 
-def remember(record: Path, artifact: str, pid: int) -> None:
-    """Add the heap image's cached pages to the record (not when most of the image is
-    cached: then something other than runs read it)."""
+_PRESENT = bytes(b >> 7 for b in range(256))  # a pagemap entry's top byte: bit 63, present
+
+
+def _present(pid: int, lo: int, hi: int) -> bytes:
+    """One byte per page of `pid`'s range [lo, hi): 1 where its page tables map it."""
+    with open(f"/proc/{pid}/pagemap", "rb") as pagemap:
+        pagemap.seek(lo // _PAGE * 8)
+        entries = pagemap.read((hi - lo) // _PAGE * 8)
+    return entries[7::8].translate(_PRESENT)  # little-endian: byte 7 holds bit 63
+
+
+def _union(a: bytes, b: bytes) -> bytes:
+    return (int.from_bytes(a, "big") | int.from_bytes(b, "big")).to_bytes(len(a), "big")
+
+
+def remember(record: Path, paths: list[str], pid: int) -> None:
+    """Add to the record what worker `pid` uses of these files (the artifact first): the
+    heap image's cached pages (not when most of it is cached: then something other than
+    runs read it), and the pages its lasting mappings (code, the library) map."""
     if _libc() is None:
         return
-    image = image_of(pid, artifact)
-    if image is None:
-        return
-    offset, length = image
-    try:
-        fd = os.open(artifact, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        cached = _cached(fd, offset, length)
-    except OSError:
-        return
-    finally:
-        os.close(fd)
-    if cached.count(1) * 5 > len(cached) * 3:
-        return
-    known = _load(record, artifact)
-    if known is not None and known[:2] == image:
-        if not _minus(cached, known[2]).count(1):
-            return
-        cached = (int.from_bytes(cached, "big") | int.from_bytes(known[2], "big")).to_bytes(
-            len(cached), "big"
-        )
-    import base64
-    import zlib
-
-    text = json.dumps(
-        {
-            "file": _identity(artifact),
-            "offset": offset,
-            "length": length,
-            "pages": base64.b64encode(zlib.compress(cached)).decode(),
-        }
-    )
-    staging = record.with_name(f"{record.name}.tmp{os.getpid()}")
-    try:
-        staging.write_text(text)
-        os.replace(staging, record)
-    except OSError:
-        staging.unlink(missing_ok=True)  # a read-only cache: the record is not kept
+    seen: dict[Region, tuple[str, bytes]] = {}
+    image = image_of(pid, paths[0])
+    if image is not None:
+        offset, length = image
+        try:
+            fd = os.open(paths[0], os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                cached = _cached(fd, offset, length)
+            finally:
+                os.close(fd)
+            if cached.count(1) * 5 <= len(cached) * 3:
+                seen[(paths[0], offset, length)] = ("image", cached)
+        except OSError:
+            pass
+    for lo, hi, perms, offset, path in _mappings(pid, paths):
+        if not perms.startswith(b"rw"):
+            try:
+                seen[(path, offset, hi - lo)] = ("mapped", _present(pid, lo, hi))
+            except OSError:
+                continue
+    known = _load(record)
+    changed = False
+    for region, (kind, pages) in seen.items():
+        old = known.get(region)
+        if old is not None and old[0] == kind:
+            if not _minus(pages, old[1]).count(1):
+                continue
+            pages = _union(pages, old[1])
+        known[region] = (kind, pages)
+        changed = True
+    if changed:
+        _save(record, known)
 
 
-def settle(record: Path, artifact: str) -> None:
-    """Read the recorded image pages the cache lacks ahead (asynchronously), and drop
-    cached image pages outside the record that no process maps, when they are many."""
+def settle_soon(record: Path) -> None:
+    """`settle` in a thread of its own: with the cache cold, asking for ~20 MB to be read
+    blocks for tens of milliseconds, and the caller's loop has other work."""
+    import threading
+
+    def run() -> None:
+        try:
+            settle(record)
+        except Exception:  # advice only: never an error of a run's
+            logging.getLogger("codemode.sandbox").debug("page-cache advice failed", exc_info=True)
+
+    threading.Thread(target=run, name="codemode:page-cache", daemon=True).start()
+
+
+def settle(record: Path) -> None:
+    """Read the recorded pages the cache lacks ahead (asynchronously), and drop cached
+    image pages outside the record that no process maps, when they are many."""
     if _libc() is None:
         return
-    known = _load(record, artifact)
-    if known is None:
-        return
-    offset, length, wanted = known
-    try:
-        fd = os.open(artifact, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        cached = _cached(fd, offset, length)
-        extra = _minus(cached, wanted)
-        if extra.count(1) * 4 > len(cached):
-            _advise(fd, offset, extra, os.POSIX_FADV_DONTNEED)
-        _advise(fd, offset, _minus(wanted, cached), os.POSIX_FADV_WILLNEED)
-    except OSError:
-        pass  # advice only
-    finally:
-        os.close(fd)
+    for (path, offset, length), (kind, wanted) in _load(record).items():
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            cached = _cached(fd, offset, length)
+            extra = _minus(cached, wanted)
+            if kind == "image" and extra.count(1) * 4 > len(cached):
+                _advise(fd, offset, extra, os.POSIX_FADV_DONTNEED)
+            _advise(fd, offset, _minus(wanted, cached), os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass  # advice only
+        finally:
+            os.close(fd)

@@ -23,7 +23,7 @@ from . import _native, _pagecache
 from ._build import Artifact, Progress, _stderr_progress, ensure_built_async
 from ._engine import OPTIMIZED
 from ._execution import Execution, memory_bytes
-from ._process import ArtifactRefused, WorkerProcess
+from ._process import ArtifactRefused, WorkerProcess, library_path
 from ._types import ExecutionError, ExecutionResult, Limits, ToolHost
 
 log = logging.getLogger("codemode.sandbox")
@@ -264,8 +264,7 @@ class SandboxPool:
         queued = time.monotonic()
         if queued - self._last_run > _pagecache.QUIET_S and self._artifact is not None:
             # what the kernel reclaimed of the cache meanwhile is read back in ranges
-            compiled = self._artifact.compiled
-            _pagecache.settle(compiled.parent / _pagecache.RECORD_NAME, str(compiled))
+            _pagecache.settle_soon(self._artifact.compiled.parent / _pagecache.RECORD_NAME)
         worker = await self._acquire(context.identity or "" if context is not None else "")
         queue_ms = (time.monotonic() - queued) * 1000
         self._seq += 1
@@ -282,7 +281,8 @@ class SandboxPool:
             if self._runs in _pagecache.REMEMBER_AT and worker.alive:
                 # after the caller has its answer: the cache holds what the run touched
                 record = worker.compiled.parent / _pagecache.RECORD_NAME
-                remember = (_pagecache.remember, record, str(worker.compiled), worker.proc.pid)
+                files = [str(worker.compiled), library_path()]
+                remember = (_pagecache.remember, record, files, worker.proc.pid)
                 asyncio.get_running_loop().call_soon(*remember)
             if execution.healthy and worker.alive and not self._closed and current:
                 self._give_back(worker)  # no await: nothing for a cancel to interrupt

@@ -199,7 +199,7 @@ class WorkerProcess:
         finally:
             child_sock.close()
         # while it starts: the heap-image pages runs touch, read ahead if not cached
-        _pagecache.settle(compiled.parent / _pagecache.RECORD_NAME, str(compiled))
+        _pagecache.settle_soon(compiled.parent / _pagecache.RECORD_NAME)
         loop = asyncio.get_running_loop()
         _, frames = await loop.create_connection(_Frames, sock=parent_sock)
         worker = cls(proc, frames)

@@ -441,7 +441,7 @@ static void free_ready(ready_t *r) {
  * not cached it reads ahead (8 MB windows on some disks), and on a fault it also maps the
  * cached pages around the faulting one (fault-around). So every mapping of either file is
  * advised MADV_RANDOM as it appears (no read-ahead), and the pool keeps the cache to what
- * runs touch (`_pagecache.py`: it reads the heap image's pages ahead when they are not
+ * runs use (`_pagecache.py`: it records them, and reads them ahead when they are not
  * cached). The guest sees the same memory either way. */
 static struct stat advised_files[2];
 static int n_advised_files;
