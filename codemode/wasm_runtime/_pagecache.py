@@ -29,13 +29,14 @@ Linux, a read-only cache) nothing is done.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
-import logging
 import os
-import re
 import sys
-from pathlib import Path
+
+# (logging, re and ctypes are imported where used, and no pathlib or typing: the Python
+# worker imports this module for advise_random alone, and starts faster without them)
 
 RECORD_NAME = "pages.json"
 REMEMBER_AT = frozenset({1, 16, 256, 4096})
@@ -46,7 +47,6 @@ QUIET_S = 20.0
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _PROT_READ = _MAP_SHARED = 1
 _MADV_RANDOM = 1
-_RUNS = re.compile(rb"\x01+")
 _BIT0 = bytes(i & 1 for i in range(256))  # mincore's other bits are reserved
 
 
@@ -109,7 +109,7 @@ def advise_random(paths: list[str]) -> None:
         libc.madvise(lo, hi - lo, _MADV_RANDOM)
 
 
-def drop(path: Path) -> None:
+def drop(path: os.PathLike[str]) -> None:
     """Drop the file's cached pages that no process maps: after a build wrote it or a
     checksum read it whole, workers would otherwise map most of it."""
     if not hasattr(os, "posix_fadvise"):
@@ -153,7 +153,9 @@ def _minus(a: bytes, b: bytes) -> bytes:
 
 
 def _advise(fd: int, offset: int, pages: bytes, advice: int) -> None:
-    for run in _RUNS.finditer(pages):
+    import re
+
+    for run in re.finditer(rb"\x01+", pages):
         start, length = offset + run.start() * _PAGE, (run.end() - run.start()) * _PAGE
         os.posix_fadvise(fd, start, length, advice)
 
@@ -167,14 +169,15 @@ Region = tuple[str, int, int]
 """A file's range: (path, offset, length)."""
 
 
-def _load(record: Path) -> dict[Region, tuple[str, bytes]]:
+def _load(record: os.PathLike[str]) -> dict[Region, tuple[str, bytes]]:
     """The recorded regions whose file is the one at their path now: for each, its kind
     ("image": the heap image; "mapped": a worker's lasting mapping) and its pages."""
     import base64
     import zlib
 
     try:
-        data = json.loads(record.read_text())
+        with open(record, encoding="utf-8") as f:
+            data = json.load(f)
         entries = data["regions"]
         assert isinstance(entries, list)
     except (OSError, ValueError, TypeError, KeyError, AssertionError):
@@ -196,7 +199,7 @@ def _load(record: Path) -> dict[Region, tuple[str, bytes]]:
     return found
 
 
-def _save(record: Path, regions: dict[Region, tuple[str, bytes]]) -> None:
+def _save(record: os.PathLike[str], regions: dict[Region, tuple[str, bytes]]) -> None:
     import base64
     import zlib
 
@@ -209,12 +212,14 @@ def _save(record: Path, regions: dict[Region, tuple[str, bytes]]) -> None:
         packed = base64.b64encode(zlib.compress(pages)).decode()
         entries.append({"path": path, "file": identity, "offset": offset, "length": length,
                         "kind": kind, "pages": packed})  # fmt: skip
-    staging = record.with_name(f"{record.name}.tmp{os.getpid()}")
+    staging = f"{os.fspath(record)}.tmp{os.getpid()}"
     try:
-        staging.write_text(json.dumps({"regions": entries}))
+        with open(staging, "w", encoding="utf-8") as f:
+            json.dump({"regions": entries}, f)
         os.replace(staging, record)
-    except OSError:
-        staging.unlink(missing_ok=True)  # a read-only cache: the record is not kept
+    except OSError:  # a read-only cache: the record is not kept
+        with contextlib.suppress(OSError):
+            os.unlink(staging)
 
 
 _images: dict[tuple[str, int, int], tuple[int, int]] = {}
@@ -255,7 +260,7 @@ def _union(a: bytes, b: bytes) -> bytes:
     return (int.from_bytes(a, "big") | int.from_bytes(b, "big")).to_bytes(len(a), "big")
 
 
-def remember(record: Path, paths: list[str], pid: int) -> None:
+def remember(record: os.PathLike[str], paths: list[str], pid: int) -> None:
     """Add to the record what worker `pid` uses of these files (the artifact first): the
     heap image's cached pages (not when most of it is cached: then something other than
     runs read it), and the pages its lasting mappings (code, the library) map."""
@@ -295,7 +300,7 @@ def remember(record: Path, paths: list[str], pid: int) -> None:
         _save(record, known)
 
 
-def settle_soon(record: Path) -> None:
+def settle_soon(record: os.PathLike[str]) -> None:
     """`settle` in a thread of its own: with the cache cold, asking for ~20 MB to be read
     blocks for tens of milliseconds, and the caller's loop has other work."""
     import threading
@@ -304,12 +309,14 @@ def settle_soon(record: Path) -> None:
         try:
             settle(record)
         except Exception:  # advice only: never an error of a run's
+            import logging
+
             logging.getLogger("codemode.sandbox").debug("page-cache advice failed", exc_info=True)
 
     threading.Thread(target=run, name="codemode:page-cache", daemon=True).start()
 
 
-def settle(record: Path) -> None:
+def settle(record: os.PathLike[str]) -> None:
     """Read the recorded pages the cache lacks ahead (asynchronously), and drop cached
     image pages outside the record that no process maps, when they are many."""
     if _libc() is None:
