@@ -42,23 +42,6 @@ def _kb(field: str) -> int:
     return int(field.split()[0])
 
 
-def _cached_pages(path: Path, offset: int, length: int) -> bytes:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return _pagecache._cached(fd, offset, length)
-    finally:
-        os.close(fd)
-
-
-def _evict(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)  # written pages are dropped once on disk
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-
-
 @pytest.fixture
 def copied(monkeypatch, tmp_path, pool) -> Path:
     """A cache holding a copy of the session's artifact, written and synced as a build
@@ -133,13 +116,13 @@ async def test_the_pool_records_the_pages_runs_use_and_reads_them_back(copied):
     code = max((r for r, (kind, _) in regions.items() if kind == "mapped"), key=lambda r: r[1])
     assert 0 < regions[code][1].count(1) < len(regions[code][1])
     # No worker maps it now: the kernel's reclaim (or a reboot) would take it all.
-    _evict(copied)
+    _pagecache.drop(copied)
     for offset, length in (image, code):
-        assert _cached_pages(copied, offset, length).count(1) < 0.1 * len(wanted)
+        assert _pagecache.cached_pages(copied, offset, length).count(1) < 0.1 * len(wanted)
     _pagecache.settle(record)
     for (offset, length), (_, pages) in ((r, regions[r]) for r in (image, code)):
         for _ in range(100):  # read ahead asynchronously
-            cached = _cached_pages(copied, offset, length)
+            cached = _pagecache.cached_pages(copied, offset, length)
             if _pagecache._minus(pages, cached).count(1) == 0:
                 break
             await asyncio.sleep(0.02)
@@ -162,7 +145,7 @@ async def test_a_record_of_another_file_or_a_damaged_one_is_not_used(copied, tmp
     shutil.copyfile(copied, staging)
     os.replace(staging, copied)
     assert _regions(record, copied) == {}
-    _evict(copied)
+    _pagecache.drop(copied)
     _pagecache.settle(record)
     await asyncio.sleep(0.2)
-    assert _cached_pages(copied, 0, copied.stat().st_size).count(1) == 0
+    assert _pagecache.cached_pages(copied, 0, copied.stat().st_size).count(1) == 0

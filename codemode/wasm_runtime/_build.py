@@ -81,13 +81,6 @@ def cache_key(strategy: str = OPTIMIZED) -> str:
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
-def _identity(path: Path) -> list[int]:
-    """What changes when a file is replaced, truncated or written: its inode, size and
-    modification time (ns)."""
-    st = path.stat()
-    return [st.st_ino, st.st_size, st.st_mtime_ns]
-
-
 def _verified(folder: Path, key: str) -> bool:
     """Whether `folder` holds the finished build for `key`. The file's sha256 (~75 ms of
     a 44 MB file) is checked once; `verified.json` then records the file's identity, and a
@@ -98,15 +91,16 @@ def _verified(folder: Path, key: str) -> bool:
         if meta.get("key") != key or compiled.stat().st_size != meta.get("compiled_size"):
             return False
         stamp = folder / STAMP_NAME
+        stamped = {"key": key, "file": _pagecache.file_identity(compiled)}
         with contextlib.suppress(OSError, ValueError):
-            if json.loads(stamp.read_text()) == {"key": key, "file": _identity(compiled)}:
+            if json.loads(stamp.read_text()) == stamped:
                 return True
         if sha256_file(compiled) != meta.get("compiled_sha256"):
             return False
         _pagecache.drop(compiled)  # read whole: workers would map most of it
         with contextlib.suppress(OSError):  # a read-only cache is checked in full each time
             staging = stamp.with_name(f"{STAMP_NAME}.{os.getpid()}")
-            staging.write_text(json.dumps({"key": key, "file": _identity(compiled)}))
+            staging.write_text(json.dumps(stamped))
             os.replace(staging, stamp)
         return True
     except (OSError, ValueError, AttributeError):

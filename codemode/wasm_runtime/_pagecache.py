@@ -16,7 +16,7 @@ cache no process maps (here a DAMON `pageout` scheme takes what was unused for a
 the heap-image pages only runs touch (mapped only while a run is on), and everything once
 no worker is left. A gather in a new process after that took 75-84 ms instead of 57-61.
 So the pool keeps a record (`pages.json` beside the artifact, each range tied to its
-file's size, mtime and inode): `remember`, after a pool's 1st, 16th, 256th and 4096th
+file's inode, size and mtime): `remember`, after a pool's 1st, 16th, 256th and 4096th
 runs, adds the heap image's cached pages and the pages a worker's lasting mappings (the
 code, the library) map; `settle_soon`, when a worker starts and before a run after a
 quiet spell, has a thread read the recorded pages the cache lacks ahead (in ranges), and
@@ -145,6 +145,15 @@ def _cached(fd: int, offset: int, length: int) -> bytes:
         libc.munmap(addr, length)
 
 
+def cached_pages(path: str | os.PathLike[str], offset: int, length: int) -> bytes:
+    """`_cached` of a file's range, by path."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return _cached(fd, offset, length)
+    finally:
+        os.close(fd)
+
+
 def _minus(a: bytes, b: bytes) -> bytes:
     """Pages in `a` and not in `b` (each one byte, 0 or 1, per page; the same length)."""
     n = len(a)
@@ -160,9 +169,11 @@ def _advise(fd: int, offset: int, pages: bytes, advice: int) -> None:
         os.posix_fadvise(fd, start, length, advice)
 
 
-def _identity(path: str) -> list[int]:
+def file_identity(path: str | os.PathLike[str]) -> list[int]:
+    """A file's inode, size and mtime: another file at the same path (a rebuild, a copy)
+    differs in one of them."""
     st = os.stat(path)
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
+    return [st.st_ino, st.st_size, st.st_mtime_ns]
 
 
 Region = tuple[str, int, int]
@@ -179,17 +190,18 @@ def _load(record: os.PathLike[str]) -> dict[Region, tuple[str, bytes]]:
         with open(record, encoding="utf-8") as f:
             data = json.load(f)
         entries = data["regions"]
-        assert isinstance(entries, list)
-    except (OSError, ValueError, TypeError, KeyError, AssertionError):
+    except (OSError, ValueError, TypeError, KeyError):
+        return {}
+    if not isinstance(entries, list):
         return {}
     found: dict[Region, tuple[str, bytes]] = {}
     for entry in entries:
         try:
             path, offset, length = str(entry["path"]), int(entry["offset"]), int(entry["length"])
-            identity = _identity(path)
+            identity = file_identity(path)
             if entry["file"] != identity or entry["kind"] not in ("image", "mapped"):
                 continue
-            if offset % _PAGE or length <= 0 or offset + length > identity[0]:
+            if offset % _PAGE or length <= 0 or offset + length > identity[1]:
                 continue  # not a range of this file
             pages = zlib.decompress(base64.b64decode(entry["pages"]))
         except (OSError, ValueError, TypeError, KeyError, zlib.error):
@@ -206,7 +218,7 @@ def _save(record: os.PathLike[str], regions: dict[Region, tuple[str, bytes]]) ->
     entries = []
     for (path, offset, length), (kind, pages) in regions.items():
         try:
-            identity = _identity(path)
+            identity = file_identity(path)
         except OSError:
             continue
         packed = base64.b64encode(zlib.compress(pages)).decode()
@@ -271,11 +283,7 @@ def remember(record: os.PathLike[str], paths: list[str], pid: int) -> None:
     if image is not None:
         offset, length = image
         try:
-            fd = os.open(paths[0], os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                cached = _cached(fd, offset, length)
-            finally:
-                os.close(fd)
+            cached = cached_pages(paths[0], offset, length)
             if cached.count(1) * 5 <= len(cached) * 3:
                 seen[(paths[0], offset, length)] = ("image", cached)
         except OSError:
