@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from codemode.wasm_runtime import SandboxPool, _build, _pagecache, _process
+from codemode.wasm_runtime import SandboxPool, _build, _engine, _pagecache, _process, _warmup
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="page-cache advice is Linux's"
@@ -149,3 +149,53 @@ async def test_a_record_of_another_file_or_a_damaged_one_is_not_used(copied, tmp
     _pagecache.settle(record)
     await asyncio.sleep(0.2)
     assert _pagecache.cached_pages(copied, 0, copied.stat().st_size).count(1) == 0
+
+
+async def test_the_warm_up_programs_end_the_ways_they_are_meant_to(pool):
+    # Each goes one common way through the guest; one that failed early would leave the
+    # rest of its way out of the record.
+    ends = []
+    for code in _warmup.PROGRAMS:
+        result = await pool.execute(code, _warmup._Host())
+        ends.append(None if result.ok else result.error.type)
+        if result.ok and isinstance(result.result, dict):
+            assert all(value is not None for value in result.result.values()), result.result
+    assert ends[:3] == [None, None, None], ends
+    assert ends[3] in ("gaierror", "ConnectionRefusedError", "OSError", "PermissionError"), ends
+    assert ends[4:] == ["KeyError", "FileNotFoundError", "CheckError", "ZeroDivisionError",
+                        "SyntaxError"], ends  # fmt: skip
+
+
+def _major_faults(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rpartition(")")[2].split()[9])
+
+
+async def test_a_build_records_what_runs_touch_so_a_cold_cache_is_read_in_ranges(copied):
+    # After a build nothing of the artifact is cached; without a record, every page the
+    # first runs touch would be read alone (MADV_RANDOM): a thousand reads and more.
+    record = copied.parent / _pagecache.RECORD_NAME
+    _pagecache.drop(copied)
+    await _warmup.record_pages(copied, _engine.OPTIMIZED)
+    regions = _regions(record, copied)
+    assert {kind for kind, _ in regions.values()} == {"image", "mapped"}, regions.keys()
+    image = next(pages for kind, pages in regions.values() if kind == "image")
+    assert 0.05 * len(image) < image.count(1) < 0.8 * len(image)
+    _pagecache.drop(copied)  # cold again: the kernel's reclaim, a reboot
+    assert _pagecache.cached_pages(copied, 0, copied.stat().st_size).count(1) < 64
+    async with SandboxPool(size=1, quick_start=False) as fresh:
+        for _ in range(100):  # the worker's start read the recorded pages ahead
+            missing = sum(
+                _pagecache._minus(pages, _pagecache.cached_pages(copied, o, n)).count(1)
+                for (o, n), (_, pages) in regions.items()
+            )
+            if missing == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert missing == 0, f"{missing} recorded pages were not read back"
+        pid = fresh.worker_pids[0]
+        before = _major_faults(pid)
+        result = await fresh.execute("open('/etc/hostname').read()", None)
+        assert result.error is not None and result.error.type == "FileNotFoundError"
+        # the run found what it touched cached: a few pages read, not hundreds
+        assert _major_faults(pid) - before < 40

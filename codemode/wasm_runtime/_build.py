@@ -31,6 +31,7 @@ from ..errors import SandboxBuildError
 from . import _pagecache
 from ._component import GUEST_DIR, component_key, dist_version, find_component, sha256_file
 from ._engine import BASELINE, ENGINE_FLAGS, OPTIMIZED, machine
+from ._warmup import record_pages
 
 COMPILED_NAME = "sandbox.cwasm"
 META_NAME = "meta.json"
@@ -231,6 +232,8 @@ async def ensure_built_async(
                 build_s=time.monotonic() - started,
                 strategy=strategy,
             )
+            # what runs touch of it, read once and recorded, before a user's first run
+            await record_pages(artifact.compiled, strategy)
     _verified_cache[key] = artifact
     return artifact
 

@@ -15,10 +15,11 @@ Reading pages one at a time costs when the cache has lost them: the kernel may r
 cache no process maps (here a DAMON `pageout` scheme takes what was unused for a minute):
 the heap-image pages only runs touch (mapped only while a run is on), and everything once
 no worker is left. A gather in a new process after that took 75-84 ms instead of 57-61.
-So the pool keeps a record (`pages.json` beside the artifact, each range tied to its
-file's inode, size and mtime): `remember`, after a pool's 1st, 16th, 256th and 4096th
-runs, adds the heap image's cached pages and the pages a worker's lasting mappings (the
-code, the library) map; `settle_soon`, when a worker starts and before a run after a
+So a record is kept (`pages.json` beside the artifact, each range tied to its file's
+size and mtime): a build starts it (`_warmup` runs the common ways once), and
+`remember`, after a pool's 1st, 16th, 256th and 4096th runs, adds the heap image's
+cached pages and the pages a worker's lasting mappings (the code, the library) map;
+`settle_soon`, when a worker starts and before a run after a
 quiet spell, has a thread read the recorded pages the cache lacks ahead (in ranges), and
 drop cached image pages far outside the record that no process maps (a copy of the file
 read it, say).
@@ -176,6 +177,14 @@ def file_identity(path: str | os.PathLike[str]) -> list[int]:
     return [st.st_ino, st.st_size, st.st_mtime_ns]
 
 
+def _recorded_identity(path: str) -> list[int]:
+    """What a record ties a range to: its file's size and mtime in whole seconds, which
+    a copy that keeps times (an image layer, `cp -p`) keeps too; the inode it does not.
+    (A rebuild replaces the artifact's whole folder, the record with it.)"""
+    st = os.stat(path)
+    return [st.st_size, int(st.st_mtime)]
+
+
 Region = tuple[str, int, int]
 """A file's range: (path, offset, length)."""
 
@@ -198,10 +207,10 @@ def _load(record: os.PathLike[str]) -> dict[Region, tuple[str, bytes]]:
     for entry in entries:
         try:
             path, offset, length = str(entry["path"]), int(entry["offset"]), int(entry["length"])
-            identity = file_identity(path)
+            identity = _recorded_identity(path)
             if entry["file"] != identity or entry["kind"] not in ("image", "mapped"):
                 continue
-            if offset % _PAGE or length <= 0 or offset + length > identity[1]:
+            if offset % _PAGE or length <= 0 or offset + length > identity[0]:
                 continue  # not a range of this file
             pages = zlib.decompress(base64.b64decode(entry["pages"]))
         except (OSError, ValueError, TypeError, KeyError, zlib.error):
@@ -218,7 +227,7 @@ def _save(record: os.PathLike[str], regions: dict[Region, tuple[str, bytes]]) ->
     entries = []
     for (path, offset, length), (kind, pages) in regions.items():
         try:
-            identity = file_identity(path)
+            identity = _recorded_identity(path)
         except OSError:
             continue
         packed = base64.b64encode(zlib.compress(pages)).decode()
