@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +106,25 @@ def test_bad_json_names_line_and_column(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "missing.json")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the XDG rule is Linux's")
+@pytest.mark.parametrize(
+    "env",
+    [{}, {"XDG_CACHE_HOME": "/tmp/xc"}, {"XDG_CACHE_HOME": "  "}, {"XDG_CACHE_HOME": "rel/c"},
+     {"XDG_CACHE_HOME": "~/c"}, {"HOME": "relative/home"}],
+    ids=["unset", "absolute", "blank", "relative", "tilde", "relative-home"],
+)  # fmt: skip
+def test_the_cache_folder_is_the_one_platformdirs_names(monkeypatch, tmp_path, env):
+    # codemode answers it itself on Linux (no platformdirs import at every start): the
+    # same folder, whatever the environment says
+    import platformdirs
+
+    from codemode import _paths
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.delenv("CODEMODE_CACHE_DIR", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert _paths.cache_dir() == Path(platformdirs.user_cache_dir("codemode"))
