@@ -317,20 +317,46 @@ def remember(record: os.PathLike[str], paths: list[str], pid: int) -> None:
         _save(record, known)
 
 
-def settle_soon(record: os.PathLike[str]) -> None:
-    """`settle` in a thread of its own: with the cache cold, asking for ~20 MB to be read
-    blocks for tens of milliseconds, and the caller's loop has other work."""
+def _in_thread(work, *args, daemon: bool) -> None:
+    """Run `work(*args)` in a thread of its own; its errors are logged at debug level
+    (advice only: never an error of a run's)."""
     import threading
 
     def run() -> None:
         try:
-            settle(record)
-        except Exception:  # advice only: never an error of a run's
+            work(*args)
+        except Exception:
             import logging
 
             logging.getLogger("codemode.sandbox").debug("page-cache advice failed", exc_info=True)
 
-    threading.Thread(target=run, name="codemode:page-cache", daemon=True).start()
+    threading.Thread(target=run, name="codemode:page-cache", daemon=daemon).start()
+
+
+_recording = None
+
+
+def remember_soon(record: os.PathLike[str], paths: list[str], pid: int) -> None:
+    """`remember` in a thread: ~4 ms of reading /proc and the cache, which the caller's
+    loop need not wait for. Not a daemon, so an exit waits for its write; one at a time
+    (each adds to what the last one wrote)."""
+    global _recording
+    if _recording is None:
+        import threading
+
+        _recording = threading.Lock()
+
+    def locked() -> None:
+        with _recording:
+            remember(record, paths, pid)
+
+    _in_thread(locked, daemon=False)
+
+
+def settle_soon(record: os.PathLike[str]) -> None:
+    """`settle` in a thread of its own: with the cache cold, asking for ~20 MB to be read
+    blocks for tens of milliseconds, and the caller's loop has other work."""
+    _in_thread(settle, record, daemon=True)
 
 
 def settle(record: os.PathLike[str]) -> None:

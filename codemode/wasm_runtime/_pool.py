@@ -282,7 +282,7 @@ class SandboxPool:
                 # after the caller has its answer: the cache holds what the run touched
                 record = worker.compiled.parent / _pagecache.RECORD_NAME
                 files = [str(worker.compiled), library_path()]
-                remember = (_pagecache.remember, record, files, worker.proc.pid)
+                remember = (_pagecache.remember_soon, record, files, worker.proc.pid)
                 asyncio.get_running_loop().call_soon(*remember)
             if execution.healthy and worker.alive and not self._closed and current:
                 self._give_back(worker)  # no await: nothing for a cancel to interrupt
