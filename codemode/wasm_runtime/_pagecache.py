@@ -30,6 +30,7 @@ Linux, a read-only cache) nothing is done.
 
 from __future__ import annotations
 
+import _thread  # built in: its lock without importing threading
 import contextlib
 import functools
 import json
@@ -333,18 +334,13 @@ def _in_thread(work, *args, daemon: bool) -> None:
     threading.Thread(target=run, name="codemode:page-cache", daemon=daemon).start()
 
 
-_recording = None
+_recording = _thread.allocate_lock()
+"""One `remember` at a time: each adds to what the last one wrote."""
 
 
 def remember_soon(record: os.PathLike[str], paths: list[str], pid: int) -> None:
     """`remember` in a thread: ~4 ms of reading /proc and the cache, which the caller's
-    loop need not wait for. Not a daemon, so an exit waits for its write; one at a time
-    (each adds to what the last one wrote)."""
-    global _recording
-    if _recording is None:
-        import threading
-
-        _recording = threading.Lock()
+    loop need not wait for. Not a daemon, so an exit waits for its write."""
 
     def locked() -> None:
         with _recording:

@@ -16,6 +16,7 @@ Advice only: if this fails, the build is no less good (said at debug level)."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from ..errors import CallFailed, WorkerError
@@ -90,7 +91,7 @@ class _Host:
         return {"key": str(args.get("key")), "n": len(str(args.get("key")))}
 
 
-async def record_pages(compiled: Any, strategy: str) -> None:
+async def record_pages(compiled: Path, strategy: str) -> None:
     """Run `PROGRAMS` in a worker of the artifact at `compiled`, then record the pages
     they touched beside it (`_pagecache.remember`)."""
     if _pagecache._libc() is None:
