@@ -189,9 +189,11 @@ async def bench_codemode(cold: bool) -> dict[str, Any]:
         "get_expenses": ("member_id", "quarter"),
     }
 
+    specs = tuple(FunctionSpec(n, n, tuple(Param(p, True) for p in params[n])) for n in functions)
+
     class Host:
-        def functions(self) -> list[FunctionSpec]:
-            return [FunctionSpec(n, n, tuple(Param(p, True) for p in params[n])) for n in functions]
+        def functions(self) -> tuple[FunctionSpec, ...]:
+            return specs  # the same tuple every time, as the server's ToolBridge hands back
 
         async def call(self, target: str, args: dict[str, Any], context: Any = None) -> Any:
             if target not in functions:

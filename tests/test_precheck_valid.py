@@ -1405,6 +1405,14 @@ MISTAKES = [
         "takes 1 positional",
         "await echo(1)\nf = lambda: echo(1, 2)\nawait f()",
     ),
+    # no tool or namespace is read in these: the reading walk is skipped only when every
+    # name is known, so undefined names are still all found
+    program(
+        "undefined_names_in_a_program_without_tools",
+        "2 problems",
+        "x = 1\nprint(y)\nz = [w for _ in range(x)]",
+    ),
+    program("misspelled_builtin_without_tools", "name 'lenn' is not defined", "lenn([1, 2])"),
     program(
         "several_mistakes_reported_together",
         "3 problems",

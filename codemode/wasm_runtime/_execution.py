@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import enum
+import functools
 import hashlib
 import json
 import logging
@@ -87,6 +88,14 @@ class Catalogs:
 
 
 CATALOGS = Catalogs()
+
+
+@functools.lru_cache(maxsize=64)
+def _options(session: bool, catalog_id: str, max_stdout_bytes: int, max_result_bytes: int) -> str:
+    """A run's options as the guest reads them (JSON), made once per combination: they
+    are the same for every run of a pool's limits and catalog."""
+    limits = {"max_stdout_bytes": max_stdout_bytes, "max_result_bytes": max_result_bytes}
+    return json.dumps({"session": session, "catalog_id": catalog_id, "limits": limits})
 
 
 class State(enum.Enum):
@@ -165,19 +174,13 @@ class Execution:
         list_namespaces = getattr(host, "namespace_specs", None)
         namespaces = list_namespaces() if list_namespaces is not None else ()
         catalog_id, catalog = CATALOGS.encode(functions, namespaces)
-        options = {
-            "session": self.keep,
-            "catalog_id": catalog_id,
-            "limits": {
-                "max_stdout_bytes": self.limits.max_stdout_bytes,
-                "max_result_bytes": self.limits.max_result_bytes,
-            },
-        }
+        limits = self.limits
+        options = _options(self.keep, catalog_id, limits.max_stdout_bytes, limits.max_result_bytes)
         catalog_new = self.worker.catalog_id != catalog_id  # a worker keeps the last one
         request = P.execute_payload(
             self.seq,
             code,
-            json.dumps(options),
+            options,
             timeout_s=self.limits.timeout_s,
             memory_bytes=memory_bytes(self.limits),
             max_stdout_bytes=self.limits.max_stdout_bytes,

@@ -200,6 +200,12 @@ class SandboxPool:
         """A worker for `who`'s execution. When all are busy, waiters are served in turn
         by who they are (one per caller in rotation, first come first served within
         one), so one caller's burst cannot starve the others."""
+        idle = self._idle
+        if idle and idle[0].alive and not self._line.waiting:
+            # nobody waits and a worker is free: no turn to take, nobody to wake
+            worker = idle.pop(0)
+            self._busy.add(worker)
+            return worker
         ticket = self._line.join(who)
         try:
             while True:

@@ -144,10 +144,23 @@ def _tool_of(node, env: dict, reader: _Reader):
     return None
 
 
+def _may_fail(name: str, env: dict) -> bool:
+    """Whether reading `name` (bound nowhere in the program) can be a certain mistake:
+    it is not defined, or it is a tool function or a namespace (whose calls and
+    attributes are checked). Every check starts at such a name; a program that reads
+    none has nothing to find, and the reading walk is skipped."""
+    if name in env:
+        return isinstance(env[name], (ToolFunction, Namespace))
+    return name not in _BUILTIN_NAMES
+
+
 def precheck(tree: ast.AST, env: dict) -> list[tuple[int, str]]:
     """Every certain mistake in `tree`, as (line, message), in line order."""
     try:
-        reader = _Reader(_all_bound(tree))
+        bound, read = _all_bound(tree)
+        if not any(_may_fail(name, env) for name in read - bound):
+            return []  # every name is known, and none is a tool or a namespace
+        reader = _Reader(bound)
         reader.visit(tree)
     except RecursionError:
         return []  # a program too deep to read here: it is compiled and run as it is

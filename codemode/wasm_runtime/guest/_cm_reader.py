@@ -51,19 +51,20 @@ _BINDERS = {
 this walk runs before every program)."""
 
 
-def _all_bound(tree: ast.AST) -> set[str]:
-    """Every name the program binds, in any scope (an iterative walk: no recursion limit)."""
+def _all_bound(tree: ast.AST) -> tuple[set[str], set[str]]:
+    """Every name the program binds, in any scope, and every name it reads (an iterative
+    walk: no recursion limit)."""
     bound: set[str] = set()
+    read: set[str] = set()
     name, load, binders = ast.Name, ast.Load, _BINDERS
     for node in walk(tree):
         kind = type(node)
         if kind is name:
-            if type(node.ctx) is not load:
-                bound.add(node.id)
+            (read if type(node.ctx) is load else bound).add(node.id)
         elif kind in binders:
             bound.update(binders[kind](node))
     bound.discard("")
-    return bound
+    return bound, read
 
 
 def _is_false(test: ast.AST) -> bool:

@@ -188,6 +188,7 @@ class _Catalog:
         build_globals(cls.manifest, json_dumps, ProgramReturn)
         cls.prepared = (Registry.env, Registry.namespaces, Registry.functions)
         Registry.reset()
+        _Ahead.prepare()
 
     @classmethod
     def fresh_globals(cls) -> dict:
@@ -196,6 +197,38 @@ class _Catalog:
             Registry.env, cls.prepared = env, None
             return env
         return build_globals(cls.manifest, json_dumps, ProgramReturn)
+
+
+class _Ahead:
+    """What the next run would do first, done while the worker is idle (`prepare`): the
+    builtins it restores afterwards, as they are now, and the seed of `random`. The first
+    run in an instance takes them; a session's later runs do both on their own path."""
+
+    builtins: ClassVar[dict | None] = None
+    seeded = False
+
+    @classmethod
+    def prepare(cls) -> None:
+        cls.builtins = dict(builtins.__dict__)
+        _seed()
+        cls.seeded = True
+
+    @classmethod
+    def take_builtins(cls) -> dict:
+        saved, cls.builtins = cls.builtins, None
+        return saved if saved is not None else dict(builtins.__dict__)
+
+    @classmethod
+    def take_seed(cls) -> None:
+        if not cls.seeded:
+            _seed()
+        cls.seeded = False
+
+
+def _seed() -> None:
+    # The build-time snapshot would otherwise fix every execution's sequence. 256 bits
+    # from the OS: `random.seed()` reads 2,496 bytes for its state, ~2.5x the time.
+    random.seed(int.from_bytes(os.urandom(32)))
 
 
 def _globals_for(options: dict) -> dict:
@@ -213,7 +246,7 @@ def _globals_for(options: dict) -> dict:
 def _execute(code: str, options: dict) -> dict:
     if options.get("session") and _Session.env is not None:
         _restore_import_system()
-    saved_builtins = dict(builtins.__dict__)
+    saved_builtins = _Ahead.take_builtins()
     builtins.__import__ = program_import  # namespaces import as modules (see _cm_api)
     try:
         return _execute_program(code, options)
@@ -230,9 +263,7 @@ def _execute_program(code: str, options: dict) -> dict:
     limits = options.get("limits", {})
     out = _BoundedOutput(int(limits.get("max_stdout_bytes", 65536)))
     sys.stdout = sys.stderr = out
-    # The build-time snapshot would otherwise fix every execution's sequence. 256 bits
-    # from the OS: `random.seed()` reads 2,496 bytes for its state, ~2.5x the time.
-    random.seed(int.from_bytes(os.urandom(32)))
+    _Ahead.take_seed()
     linecache.cache[CODE_FILENAME] = (len(code), None, code.splitlines(True), CODE_FILENAME)
     Calls.reset()
     Notes.reset()
@@ -300,6 +331,7 @@ class WitWorld(wit_world.WitWorld):
 
 def _forget_rehearsal() -> None:
     _Catalog.id, _Catalog.manifest, _Catalog.prepared = None, {}, None
+    _Ahead.builtins, _Ahead.seeded = None, False
     _Session.env = None
     bridge.reset()
     bridge.next_id = 1
