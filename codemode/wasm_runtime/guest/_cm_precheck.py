@@ -33,7 +33,7 @@ from _cm_reader import (
     AWAIT_ERRORS,
     CALL_ERRORS,
     NAME_ERRORS,
-    _all_bound,
+    _bound_and_read,
     _caller_guards,
     _Reader,
 )
@@ -157,7 +157,7 @@ def _may_fail(name: str, env: dict) -> bool:
 def precheck(tree: ast.AST, env: dict) -> list[tuple[int, str]]:
     """Every certain mistake in `tree`, as (line, message), in line order."""
     try:
-        bound, read = _all_bound(tree)
+        bound, read = _bound_and_read(tree)
         if not any(_may_fail(name, env) for name in read - bound):
             return []  # every name is known, and none is a tool or a namespace
         reader = _Reader(bound)

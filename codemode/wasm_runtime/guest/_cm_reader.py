@@ -51,7 +51,7 @@ _BINDERS = {
 this walk runs before every program)."""
 
 
-def _all_bound(tree: ast.AST) -> tuple[set[str], set[str]]:
+def _bound_and_read(tree: ast.AST) -> tuple[set[str], set[str]]:
     """Every name the program binds, in any scope, and every name it reads (an iterative
     walk: no recursion limit)."""
     bound: set[str] = set()

@@ -205,24 +205,21 @@ class _Ahead:
     run in an instance takes them; a session's later runs do both on their own path."""
 
     builtins: ClassVar[dict | None] = None
-    seeded = False
+    """Set by `prepare` (and the seed with it), until a run takes it."""
 
     @classmethod
     def prepare(cls) -> None:
         cls.builtins = dict(builtins.__dict__)
         _seed()
-        cls.seeded = True
 
     @classmethod
-    def take_builtins(cls) -> dict:
+    def take(cls) -> dict:
+        """The builtins to restore after this run, with `random` seeded for it."""
         saved, cls.builtins = cls.builtins, None
-        return saved if saved is not None else dict(builtins.__dict__)
-
-    @classmethod
-    def take_seed(cls) -> None:
-        if not cls.seeded:
-            _seed()
-        cls.seeded = False
+        if saved is not None:
+            return saved
+        _seed()
+        return dict(builtins.__dict__)
 
 
 def _seed() -> None:
@@ -246,7 +243,7 @@ def _globals_for(options: dict) -> dict:
 def _execute(code: str, options: dict) -> dict:
     if options.get("session") and _Session.env is not None:
         _restore_import_system()
-    saved_builtins = _Ahead.take_builtins()
+    saved_builtins = _Ahead.take()
     builtins.__import__ = program_import  # namespaces import as modules (see _cm_api)
     try:
         return _execute_program(code, options)
@@ -263,7 +260,6 @@ def _execute_program(code: str, options: dict) -> dict:
     limits = options.get("limits", {})
     out = _BoundedOutput(int(limits.get("max_stdout_bytes", 65536)))
     sys.stdout = sys.stderr = out
-    _Ahead.take_seed()
     linecache.cache[CODE_FILENAME] = (len(code), None, code.splitlines(True), CODE_FILENAME)
     Calls.reset()
     Notes.reset()
@@ -331,7 +327,7 @@ class WitWorld(wit_world.WitWorld):
 
 def _forget_rehearsal() -> None:
     _Catalog.id, _Catalog.manifest, _Catalog.prepared = None, {}, None
-    _Ahead.builtins, _Ahead.seeded = None, False
+    _Ahead.builtins = None
     _Session.env = None
     bridge.reset()
     bridge.next_id = 1
