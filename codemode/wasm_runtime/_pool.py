@@ -23,7 +23,7 @@ from . import _native, _pagecache
 from ._build import Artifact, Progress, _stderr_progress, ensure_built_async
 from ._engine import OPTIMIZED
 from ._execution import Execution, memory_bytes
-from ._process import ArtifactRefused, WorkerProcess, library_path
+from ._process import RESIDENT_MB, ArtifactRefused, WorkerProcess, library_path
 from ._types import ExecutionError, ExecutionResult, Limits, ToolHost
 
 log = logging.getLogger("codemode.sandbox")
@@ -42,8 +42,12 @@ class SandboxPool:
         limits: Limits | None = None,
         progress: Progress | None = None,
         quick_start: bool = True,
+        resident_mb: int | None = None,
     ) -> None:
         self.size = max(1, size or min(4, os.cpu_count() or 2))
+        self.resident_bytes = (RESIDENT_MB if resident_mb is None else max(0, resident_mb)) << 20
+        """How much of each worker's sandbox memory stays resident between runs (see
+        `_process.RESIDENT_MB`)."""
         self.limits = limits or Limits()
         self._progress = progress
         self._quick_start = quick_start
@@ -167,7 +171,7 @@ class SandboxPool:
         try:
             artifact = self.artifact
             worker = await WorkerProcess.start(
-                artifact.compiled, memory_bytes(self.limits), artifact.strategy
+                artifact.compiled, memory_bytes(self.limits), artifact.strategy, self.resident_bytes
             )
         except BaseException:
             self._starting -= 1
@@ -330,7 +334,7 @@ class SandboxPool:
             await self.start()
         artifact = self.artifact
         worker = await WorkerProcess.start(
-            artifact.compiled, memory_bytes(self.limits), artifact.strategy
+            artifact.compiled, memory_bytes(self.limits), artifact.strategy, self.resident_bytes
         )
         kept = KeptInstance(self, worker)
         self._kept.add(kept)

@@ -46,21 +46,39 @@ def library_path() -> str:
     return os.path.join(_wasmtime_path(), "wasmtime", f"{system}-{arch}", name.get(system, "?"))
 
 
-def worker_settings(strategy: str) -> list[str]:
+RESIDENT_MB = 0
+"""How much of its sandbox memory a worker keeps resident between runs, by default: none
+(`codemode.resident_mb` sets it). Each run starts in a new instance whose memory is the
+heap image as the build left it. Mapped anew (0), every page a run touches faults in
+again: ~800 page faults for a trivial run and the warm-up of the next instance here,
+~1,000 for the expense workflow. Kept resident (wasmtime's pooling allocator), the memory
+is reset in place instead: wasmtime 50 cannot tell which pages a run wrote (its
+PAGEMAP_SCAN option is not in its C API), so it copies the image back over the first
+`resident` bytes of the memory and drops the rest. The ~20 MB heap image and what runs
+write past it fit in 32 MB: no faults at all, for ~27 MB more RSS per worker and a
+~3 ms reset after each run (off the run's path). Off by default for that RSS."""
+
+
+def worker_settings(strategy: str, resident_bytes: int = RESIDENT_MB << 20) -> list[str]:
     """A worker's arguments after LIBRARY: SETTINGS, the warm-up program, its options and
     the catalog a first instance is prepared with."""
-    settings = P.settings(engine_settings(strategy), EPOCH_TICK_S)
+    settings = P.settings(engine_settings(strategy), EPOCH_TICK_S, resident_bytes)
     return [settings, P.WARMUP_CODE, P.prepare_options(None), P.EMPTY_CATALOG]
 
 
 def worker_command(
-    native: Path | None, fd: int, compiled: Path, memory_bytes: int, strategy: str
+    native: Path | None,
+    fd: int,
+    compiled: Path,
+    memory_bytes: int,
+    strategy: str,
+    resident_bytes: int = RESIDENT_MB << 20,
 ) -> list[str]:
     """How a worker is started: the native program, or `_worker.py` under this Python
     (`-E -S`) where there is none; then the arguments both take (see `worker.c`)."""
     program = [str(native)] if native else [sys.executable, "-E", "-S", str(WORKER_SCRIPT)]
     place = [str(fd), str(compiled), str(memory_bytes), library_path()]
-    return [*program, *place, *worker_settings(strategy)]
+    return [*program, *place, *worker_settings(strategy, resident_bytes)]
 
 
 WORKER_START_TIMEOUT_S = 60.0
@@ -161,31 +179,42 @@ class WorkerProcess:
 
     @classmethod
     async def start(
-        cls, compiled: Path, memory_bytes: int, strategy: str = OPTIMIZED
+        cls,
+        compiled: Path,
+        memory_bytes: int,
+        strategy: str = OPTIMIZED,
+        resident_bytes: int = RESIDENT_MB << 20,
     ) -> WorkerProcess:
         """A worker, ready: the native one, or its Python twin where there is none; and
         the twin if the native one cannot start (a cached program that does not run here,
         say: it is discarded, said on stderr), unless CODEMODE_WORKER=native chose it."""
         native = await _native.program()
         try:
-            return await cls._start(native, compiled, memory_bytes, strategy)
+            return await cls._start(native, compiled, memory_bytes, strategy, resident_bytes)
         except (ArtifactRefused, BelowFloor):
             raise  # the Python worker would fail the same way
         except WorkerError as exc:
             if native is None or _native.choice() == "native":
                 raise
             _native.failed(native, str(exc))
-        return await cls._start(None, compiled, memory_bytes, strategy)
+        return await cls._start(None, compiled, memory_bytes, strategy, resident_bytes)
 
     @classmethod
     async def _start(
-        cls, native: Path | None, compiled: Path, memory_bytes: int, strategy: str
+        cls,
+        native: Path | None,
+        compiled: Path,
+        memory_bytes: int,
+        strategy: str,
+        resident_bytes: int,
     ) -> WorkerProcess:
         started = time.monotonic()
         parent_sock, child_sock = socket.socketpair()
         try:
             proc = await asyncio.create_subprocess_exec(
-                *worker_command(native, child_sock.fileno(), compiled, memory_bytes, strategy),
+                *worker_command(
+                    native, child_sock.fileno(), compiled, memory_bytes, strategy, resident_bytes
+                ),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,  # stdout may be the MCP channel: never share it
                 stderr=None,

@@ -126,9 +126,13 @@ def prepare_options(catalog_id: str | None) -> str:
     return json.dumps({"catalog_id": catalog_id, "limits": WARMUP_LIMITS, "prepare": True})
 
 
-def settings(engine: tuple[bool, int | None, int | None], tick_s: float) -> str:
-    """A worker's SETTINGS argument: "epoch,strategy,opt_level,tick_us,spin_us,quick_us"
-    (-1: wasmtime's default), from `_engine.engine_settings` and the timings here."""
+def settings(
+    engine: tuple[bool, int | None, int | None], tick_s: float, resident_bytes: int
+) -> str:
+    """A worker's SETTINGS argument: "epoch,strategy,opt_level,tick_us,spin_us,quick_us,
+    resident_bytes" (-1: wasmtime's default), from `_engine.engine_settings`, the timings
+    here and how much of an instance's memory stays resident between runs (0: none, and
+    wasmtime's on-demand allocator; see worker.c's `pool_instances`)."""
     epoch, strategy, opt_level = engine
     numbers = (
         int(epoch),
@@ -137,12 +141,13 @@ def settings(engine: tuple[bool, int | None, int | None], tick_s: float) -> str:
         round(tick_s * 1e6),
         round(SPIN_S * 1e6),
         round(QUICK_S * 1e6),
+        max(0, int(resident_bytes)),
     )
     return ",".join(map(str, numbers))
 
 
-def parse_settings(text: str) -> tuple[bool, int | None, int | None, float, float, float]:
-    epoch, strategy, opt, tick, spin, quick = (int(n) for n in text.split(","))
+def parse_settings(text: str) -> tuple[bool, int | None, int | None, float, float, float, int]:
+    epoch, strategy, opt, tick, spin, quick, resident = (int(n) for n in text.split(","))
     return (
         bool(epoch),
         None if strategy < 0 else strategy,
@@ -150,4 +155,5 @@ def parse_settings(text: str) -> tuple[bool, int | None, int | None, float, floa
         tick / 1e6,
         spin / 1e6,
         quick / 1e6,
+        resident,
     )

@@ -136,10 +136,10 @@ class Settings:
     """What the parent starts a worker with (its arguments after MEMORY_BYTES)."""
 
     def __init__(self, settings: str, warmup: str, prepare: str, catalog: str) -> None:
-        epoch, strategy, opt_level, self.tick_s, self.spin_s, self.quick_s = P.parse_settings(
-            settings
+        epoch, strategy, opt_level, self.tick_s, self.spin_s, self.quick_s, resident = (
+            P.parse_settings(settings)
         )
-        self.engine = (epoch, strategy, opt_level)
+        self.engine = (epoch, strategy, opt_level, resident)
         self.warmup, self.prepare, self.catalog = warmup, prepare, catalog
 
 

@@ -10,8 +10,9 @@
  * two crossings of the guest boundary have the fixed signatures of guest/wit/sandbox.wit:
  * the export `run(string, string, string) -> string` and the import
  * `wait(string, s32) -> string`. SETTINGS is "epoch,strategy,opt_level,tick_us,spin_us,
- * quick_us" (-1: wasmtime's default). WARMUP_CODE, PREPARE and CATALOG prepare each new
- * instance until the parent sends a catalog of its own.
+ * quick_us,resident_bytes" (-1: wasmtime's default; resident_bytes 0: wasmtime's on-demand
+ * allocator, else its pooling one: see pool_instances). WARMUP_CODE, PREPARE and CATALOG
+ * prepare each new instance until the parent sends a catalog of its own.
  *
  * A process of its own, and no Python in it: ~11 MB less memory per worker than the
  * Python twin and a start of a few milliseconds instead of ~40. What isolates the guest
@@ -60,11 +61,38 @@ typedef void *(*host_fn)(void *env, void *context, const void *ty, val_t *args, 
 typedef ptrdiff_t (*output_fn)(void *data, const uint8_t *buf, size_t len);
 typedef void (*finalizer_fn)(void *);
 
+/* The pooling allocator's limits (RESIDENT > 0): what one instance of the component needs
+ * (14 core instances, 2 tables, 1 memory in componentize-py 0.25's output), with room, for
+ * the two instances a worker can hold at once (a session's kept one and the next prepared
+ * one). A memory may grow to the whole 4 GiB of wasm32: the store's limiter is what
+ * bounds it, as with the on-demand allocator. _capi.py sets the same. */
+#define POOL_LIMITS(L, X)                                                                  \
+  L(X, total_component_instances, uint32_t, 4)                                             \
+  L(X, total_core_instances, uint32_t, 256)                                                \
+  L(X, total_memories, uint32_t, 4)                                                        \
+  L(X, total_tables, uint32_t, 64)                                                         \
+  L(X, total_stacks, uint32_t, 4)                                                          \
+  L(X, max_core_instances_per_component, uint32_t, 64)                                     \
+  L(X, max_memories_per_component, uint32_t, 2)                                            \
+  L(X, max_tables_per_component, uint32_t, 16)                                             \
+  L(X, table_elements, size_t, 1 << 17)                                                    \
+  L(X, max_memory_size, size_t, (size_t)1 << 32)                                           \
+  L(X, max_core_instance_size, size_t, 1 << 22)                                            \
+  L(X, max_component_instance_size, size_t, 1 << 22)
+#define POOL_SETTER(X, name, type, value)                                                  \
+  X(void, wasmtime_pooling_allocation_config_##name##_set, (void *, type))
+
 #define WASMTIME_CALLS(X)                                                                  \
   X(void *, wasm_config_new, (void))                                                       \
   X(void, wasmtime_config_epoch_interruption_set, (void *, bool))                          \
   X(void, wasmtime_config_cranelift_opt_level_set, (void *, uint8_t))                      \
   X(void, wasmtime_config_strategy_set, (void *, uint8_t))                                 \
+  X(void, wasmtime_pooling_allocation_config_linear_memory_keep_resident_set, (void *, size_t)) \
+  X(void, wasmtime_pooling_allocation_config_table_keep_resident_set, (void *, size_t))    \
+  X(void *, wasmtime_pooling_allocation_config_new, (void))                                \
+  X(void, wasmtime_pooling_allocation_config_delete, (void *))                             \
+  X(void, wasmtime_pooling_allocation_strategy_set, (void *, const void *))                \
+  POOL_LIMITS(POOL_SETTER, X)                                                              \
   X(void *, wasm_engine_new_with_config, (void *))                                         \
   X(void, wasmtime_engine_increment_epoch, (void *))                                       \
   X(void *, wasmtime_component_deserialize_file, (void *, const char *, void **))          \
@@ -254,6 +282,7 @@ static struct {
   bool epoch;
   int strategy, opt_level;
   double tick_s, spin_s, quick_s;
+  long long resident; /* bytes of each instance's memory kept resident between runs */
 } settings;
 
 typedef struct {
@@ -640,6 +669,24 @@ static void checked(void *err, const char *cause) {
   if (err) fatal(cause, error_text(err));
 }
 
+/* RESIDENT > 0: instances come from wasmtime's pooling allocator, which keeps a memory's
+ * slot mapped between instances and resets it in place: up to RESIDENT bytes of the pages
+ * a run wrote are copied back from the heap image (the pages stay resident), the rest are
+ * dropped (madvise), and pages it only read stay mapped. Each run then starts on memory
+ * that is already there, where a new mapping faults every page it touches in again (~800
+ * faults a trivial run here). The guest sees the same memory either way: the heap image,
+ * as the build left it. */
+static void pool_instances(void *config, size_t resident) {
+  void *pool = wasmtime_pooling_allocation_config_new();
+#define SET_POOL_LIMIT(X, name, type, value)                                                \
+  wasmtime_pooling_allocation_config_##name##_set(pool, value);
+  POOL_LIMITS(SET_POOL_LIMIT, _)
+  wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(pool, resident);
+  wasmtime_pooling_allocation_config_table_keep_resident_set(pool, resident);
+  wasmtime_pooling_allocation_strategy_set(config, pool); /* copies it */
+  wasmtime_pooling_allocation_config_delete(pool);
+}
+
 int main(int argc, char **argv) {
   prctl(PR_SET_PDEATHSIG, SIGKILL); /* no worker outlives its server */
   signal(SIGPIPE, SIG_IGN);
@@ -650,8 +697,9 @@ int main(int argc, char **argv) {
   }
   sock = atoi(argv[1]);
   int epoch, tick_us, spin_us, quick_us;
-  if (sscanf(argv[5], "%d,%d,%d,%d,%d,%d", &epoch, &settings.strategy, &settings.opt_level,
-             &tick_us, &spin_us, &quick_us) != 6 || tick_us <= 0)
+  if (sscanf(argv[5], "%d,%d,%d,%d,%d,%d,%lld", &epoch, &settings.strategy,
+             &settings.opt_level, &tick_us, &spin_us, &quick_us, &settings.resident) != 7 ||
+      tick_us <= 0 || settings.resident < 0)
     fatal("start", "bad SETTINGS argument");
   settings.epoch = epoch, settings.tick_s = tick_us / 1e6;
   settings.spin_s = spin_us / 1e6, settings.quick_s = quick_us / 1e6;
@@ -667,6 +715,7 @@ int main(int argc, char **argv) {
   if (settings.strategy >= 0) wasmtime_config_strategy_set(config, (uint8_t)settings.strategy);
   if (settings.opt_level >= 0)
     wasmtime_config_cranelift_opt_level_set(config, (uint8_t)settings.opt_level);
+  if (settings.resident > 0) pool_instances(config, (size_t)settings.resident);
   engine = wasm_engine_new_with_config(config); /* takes the config */
   checked(wasmtime_component_deserialize_file(engine, argv[2], &component), "artifact");
   advise_random();
