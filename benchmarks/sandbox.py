@@ -1,4 +1,5 @@
-"""Sandbox benchmark: latency, bridge throughput, CPU speed and memory of the wasm sandbox.
+"""Sandbox benchmark: latency, bridge throughput, CPU speed and memory of the wasm sandbox,
+and what keeping its memory resident between runs (`resident_mb`) buys and costs.
 
     python benchmarks/sandbox.py [--runs N] [--skip-cold-build]
 
@@ -88,6 +89,43 @@ async def timed(pool: SandboxPool, code: str, host: BenchHost, **limits: Any) ->
     if not result.ok:
         raise SystemExit(f"benchmark program failed: {result.error}")
     return elapsed
+
+
+def faults_and_cpu(pid: int) -> tuple[int, float]:
+    """A process's minor page faults and CPU seconds so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[7]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+RESIDENT_PROGRAM = (
+    "import json\nrows = [{'id': i, 'name': str(i)} for i in range(500)]\n"
+    "n = sum(await asyncio.gather(*[now() for _ in range(20)]))\nlen(json.dumps(rows)) + n"
+)
+"""A small program that calls tools, builds records and encodes them."""
+
+
+async def resident_figures(resident_mb: int, host: BenchHost) -> dict[str, float]:
+    """A pool of one with `resident_mb`: the worker's page faults per run (with the
+    preparing of the next instance) after pauses, and its CPU per run back to back."""
+    async with SandboxPool(size=1, resident_mb=resident_mb) as pool:
+        for _ in range(10):
+            await timed(pool, RESIDENT_PROGRAM, host)
+        (pid,) = pool.worker_pids
+        await asyncio.sleep(0.2)
+        faults0, _ = faults_and_cpu(pid)
+        for _ in range(20):
+            await timed(pool, RESIDENT_PROGRAM, host)
+            await asyncio.sleep(0.05)  # the next instance prepared
+        faults1, cpu0 = faults_and_cpu(pid)
+        for _ in range(200):
+            await timed(pool, RESIDENT_PROGRAM, host)
+        _, cpu1 = faults_and_cpu(pid)
+        await asyncio.sleep(0.3)
+        return {
+            "faults_per_run": (faults1 - faults0) / 20,
+            "cpu_ms_per_run": (cpu1 - cpu0) / 200 * 1000,
+            "rss_mb": rss_mb(pid),
+        }
 
 
 async def native_gather_ms() -> float:
@@ -197,6 +235,15 @@ async def main(runs: int, cold: bool) -> dict[str, Any]:
     else:
         os.environ["CODEMODE_WORKER"] = chosen
 
+    # codemode.resident_mb: the same program with the worker's memory kept resident
+    # between runs (32 MB) and mapped anew for each (0, the default).
+    log("memory kept resident between runs (resident_mb=32) against mapped anew (0)")
+    mapped = await resident_figures(0, host)
+    resident = await resident_figures(32, host)
+    for name in ("faults_per_run", "cpu_ms_per_run", "rss_mb"):
+        figures[f"resident_{name}"] = resident[name]
+        baselines[f"resident_{name}"] = mapped[name]
+
     if cold:
         log("cold build (componentize + compile) into a scratch cache")
         with tempfile.TemporaryDirectory() as scratch:
@@ -242,6 +289,10 @@ def report(figures: dict[str, Any]) -> None:
         elif name in ("worker_ready_ms", "worker_rss_after_50_mb"):
             twin = baselines[f"python_{name}"]
             base = f"Python worker {twin:.1f} (x{value / twin:.2f})"
+        elif name.startswith("resident_"):
+            anew = baselines[name]
+            ratio = f" (x{value / anew:.2f})" if anew else ""
+            base = f"mapped anew {anew:.1f}{ratio}"
         elif name == "dataflow_ratio":
             base = f"longest chain {baselines['dataflow_longest_chain_ms']:.0f} ms"
         rows.append(

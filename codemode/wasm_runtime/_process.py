@@ -55,8 +55,9 @@ again: ~800 page faults for a trivial run and the warm-up of the next instance h
 is reset in place instead: wasmtime 50 cannot tell which pages a run wrote (its
 PAGEMAP_SCAN option is not in its C API), so it copies the image back over the first
 `resident` bytes of the memory and drops the rest. The ~20 MB heap image and what runs
-write past it fit in 32 MB: no faults at all, for ~27 MB more RSS per worker and a
-~3 ms reset after each run (off the run's path). Off by default for that RSS."""
+write past it fit in 32 MB: no faults at all, for ~28 MB more RSS per worker and a copy
+of those 32 MB after each run, off the run's path (back to back, still less CPU than the
+faults it spares; `benchmarks/sandbox.py` measures both). Off by default for that RSS."""
 
 
 def worker_settings(strategy: str, resident_bytes: int = RESIDENT_MB << 20) -> list[str]:
