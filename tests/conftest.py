@@ -76,6 +76,13 @@ async def pool() -> AsyncIterator[SandboxPool]:
         yield p
 
 
+def proc_stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the process's name (so `[7]` is minflt,
+    `[9]` majflt: the man page's fields 10 and 12)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rpartition(")")[2].split()
+
+
 @pytest.fixture
 def host() -> RecordingHost:
     return RecordingHost()

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import proc_stat
 
 from codemode.wasm_runtime import SandboxPool, _build, _engine, _pagecache, _process, _warmup
 
@@ -167,8 +168,7 @@ async def test_the_warm_up_programs_end_the_ways_they_are_meant_to(pool):
 
 
 def _major_faults(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rpartition(")")[2].split()[9])
+    return int(proc_stat(pid)[9])
 
 
 async def test_a_build_records_what_runs_touch_so_a_cold_cache_is_read_in_ranges(copied):

@@ -1,6 +1,6 @@
-"""Memory kept resident between runs (`codemode.resident_mb`, off by default): each run still starts in a
-new instance whose memory is the build's heap image, reset in place by wasmtime's pooling
-allocator instead of mapped anew. Nothing of one run may reach the next, in either worker,
+"""Memory kept resident between runs (`codemode.resident_mb`, off by default): each run
+still starts in a new instance whose memory is the build's heap image, reset in place by
+wasmtime's pooling allocator instead of mapped anew. Nothing of one run may reach the next, in either worker,
 and the reset has to spare the next run its page faults (what it is for)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import asyncio
 import os
 
 import pytest
-from conftest import RecordingHost
+from conftest import RecordingHost, proc_stat
 
 from codemode.config import parse_config
 from codemode.errors import ConfigError
@@ -64,8 +64,7 @@ async def test_a_run_finds_nothing_of_the_last_one_in_a_reset_memory(monkeypatch
 
 
 def _minor_faults(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[7])  # minflt, field 10
+    return int(proc_stat(pid)[7])
 
 
 async def _faults_per_run(resident_mb: int) -> float:

@@ -87,7 +87,8 @@ typedef void (*finalizer_fn)(void *);
   X(void, wasmtime_config_epoch_interruption_set, (void *, bool))                          \
   X(void, wasmtime_config_cranelift_opt_level_set, (void *, uint8_t))                      \
   X(void, wasmtime_config_strategy_set, (void *, uint8_t))                                 \
-  X(void, wasmtime_pooling_allocation_config_linear_memory_keep_resident_set, (void *, size_t)) \
+  X(void, wasmtime_pooling_allocation_config_linear_memory_keep_resident_set,              \
+    (void *, size_t))                                                                      \
   X(void, wasmtime_pooling_allocation_config_table_keep_resident_set, (void *, size_t))    \
   X(void *, wasmtime_pooling_allocation_config_new, (void))                                \
   X(void, wasmtime_pooling_allocation_config_delete, (void *))                             \
@@ -670,12 +671,13 @@ static void checked(void *err, const char *cause) {
 }
 
 /* RESIDENT > 0: instances come from wasmtime's pooling allocator, which keeps a memory's
- * slot mapped between instances and resets it in place: up to RESIDENT bytes of the pages
- * a run wrote are copied back from the heap image (the pages stay resident), the rest are
- * dropped (madvise), and pages it only read stay mapped. Each run then starts on memory
- * that is already there, where a new mapping faults every page it touches in again (~800
- * faults a trivial run here). The guest sees the same memory either way: the heap image,
- * as the build left it. */
+ * slot mapped between instances and resets it in place: the first RESIDENT bytes of the
+ * memory are copied back from the heap image (wasmtime 50's C API cannot ask for its
+ * PAGEMAP_SCAN mode, which would copy only the pages a run wrote), so they stay resident;
+ * the rest is dropped (madvise). Each run then starts on memory that is already there,
+ * where a new mapping faults every page it touches in again (~800 faults a trivial run
+ * here). The guest sees the same memory either way: the heap image, as the build left
+ * it. */
 static void pool_instances(void *config, size_t resident) {
   void *pool = wasmtime_pooling_allocation_config_new();
 #define SET_POOL_LIMIT(X, name, type, value)                                                \
