@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,7 +19,7 @@ os.environ["CODEMODE_SHAPES_FILE"] = os.path.join(
 )
 
 from codemode.errors import CallFailed, ErrorKind
-from codemode.wasm_runtime import FunctionSpec, Param, SandboxPool
+from codemode.wasm_runtime import FunctionSpec, Param, SandboxPool, _build, _component
 
 
 class RecordingHost:
@@ -74,6 +75,16 @@ async def pool() -> AsyncIterator[SandboxPool]:
     async with SandboxPool(size=2, quick_start=False) as p:
         await p.start(workers=2)
         yield p
+
+
+def empty_cache_but_the_component(pool: SandboxPool, tmp_path: Any, monkeypatch: Any) -> None:
+    """A cache of its own for the test that holds only the (platform-independent)
+    component, copied from the session's: a start then compiles, it does not make one."""
+    root = pool.artifact.compiled.parent.parent
+    key = _component.component_key()
+    shutil.copytree(root / f"component-{key[:24]}", tmp_path / "sandbox" / f"component-{key[:24]}")
+    monkeypatch.setenv("CODEMODE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_build, "_verified_cache", {})
 
 
 def proc_stat(pid: int) -> list[str]:

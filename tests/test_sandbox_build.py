@@ -7,6 +7,7 @@ import json
 import shutil
 
 import pytest
+from conftest import empty_cache_but_the_component
 
 from codemode.errors import ErrorKind, WorkerError
 from codemode.wasm_runtime import Limits, SandboxPool, _build, _component
@@ -133,23 +134,13 @@ async def test_a_bad_limit_is_not_a_bad_build_but_a_refused_file_is(pool, tmp_pa
     assert not any("componentize" in m for m in messages)  # only the compile was redone
 
 
-def _empty_cache_but_the_component(pool, tmp_path, monkeypatch) -> None:
-    """A cache of its own for the test that holds only the (platform-independent)
-    component, copied from the session's: a start then compiles, it does not make one."""
-    root = pool.artifact.compiled.parent.parent
-    key = _component.component_key()
-    shutil.copytree(root / f"component-{key[:24]}", tmp_path / "sandbox" / f"component-{key[:24]}")
-    monkeypatch.setenv("CODEMODE_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(_build, "_verified_cache", {})
-
-
 async def test_an_empty_cache_starts_on_baseline_code_then_moves_to_optimized(
     pool, tmp_path, monkeypatch
 ):
     # The component is platform-independent and kept apart from the compiled code; with
     # it at hand, a start on an empty cache compiles baseline code (Winch) first, answers
     # on it, and moves its workers to the optimized code when that compile is done.
-    _empty_cache_but_the_component(pool, tmp_path, monkeypatch)
+    empty_cache_but_the_component(pool, tmp_path, monkeypatch)
     messages: list[str] = []
     async with SandboxPool(size=1, progress=messages.append) as fresh:
         assert fresh.artifact.strategy == "baseline"
@@ -212,7 +203,7 @@ async def test_a_first_start_falls_back_to_optimized_code_where_baseline_fails(
 ):
     # Winch (the baseline compiler) is not on every platform: its failure must not stop a
     # first start, which then compiles the optimized code before it answers.
-    _empty_cache_but_the_component(pool, tmp_path, monkeypatch)
+    empty_cache_but_the_component(pool, tmp_path, monkeypatch)
     real = _build._build_into
 
     async def no_baseline(folder, key, report, strategy):

@@ -13,7 +13,7 @@ raises `errors.CallFailed` for a call that fails.
 - `guest/`: what runs inside the sandbox.
 """
 
-from ._build import Artifact, ensure_built, ensure_built_async, sandbox_modules
+from ._build import Artifact, build_ahead, ensure_built, ensure_built_async, sandbox_modules
 from ._execution import MAX_CALL_RECORDS, Execution, State
 from ._pool import KeptInstance, SandboxPool
 from ._types import (
@@ -44,6 +44,7 @@ __all__ = [
     "SandboxPool",
     "State",
     "ToolHost",
+    "build_ahead",
     "ensure_built",
     "ensure_built_async",
     "sandbox_modules",

@@ -14,7 +14,9 @@ process, so the memory they take is given back when they finish. Progress goes t
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -22,13 +24,11 @@ import os
 import runpy
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from .._paths import cache_dir
 from ..errors import SandboxBuildError
-from . import _pagecache
+from . import _child, _pagecache
 from ._component import GUEST_DIR, component_key, dist_version, find_component, sha256_file
 from ._engine import BASELINE, ENGINE_FLAGS, OPTIMIZED, machine
 from ._warmup import record_pages
@@ -37,20 +37,14 @@ COMPILED_NAME = "sandbox.cwasm"
 META_NAME = "meta.json"
 STAMP_NAME = "verified.json"
 
-Progress = Callable[[str], None]
-
-
-def _rmtree(path: Path, ignore_errors: bool = False) -> None:
-    import shutil  # here: a start that finds its build cached never needs it (~3 ms)
-
-    shutil.rmtree(path, ignore_errors=ignore_errors)
+Progress = _child.Progress
 
 
 def _stderr_progress(message: str) -> None:
     print(f"codemode: {message}", file=sys.stderr, flush=True)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Artifact:
     """A compiled sandbox component, verified and ready to load in a worker."""
 
@@ -60,6 +54,8 @@ class Artifact:
     build_s: float | None = None
     strategy: str = OPTIMIZED
     """How it was compiled (`_engine`): a worker's engine must be made the same way."""
+    warm: bool = True
+    """Whether its build's `warm_up` has run (a quick build leaves it to the caller)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -141,38 +137,59 @@ def prune(root: Path, keep: set[str], days: float = UNUSED_DAYS) -> list[Path]:
         marks = [folder / USED_NAME, folder / META_NAME, folder]
         last = max((m.stat().st_mtime for m in marks if m.exists()), default=0)
         if last < (time.time() - 86400 if staging else cutoff):
-            _rmtree(folder, ignore_errors=True)
+            _child.rmtree(folder, ignore_errors=True)
             with contextlib.suppress(OSError):
                 (root / f"{folder.name}.lock").unlink()
             removed.append(folder)
     return removed
 
 
-LOCK_POLL_S = 0.2
-"""How often a build waits for another process's build of the same key to finish."""
+_ahead: _child.Ahead | None = None
 
 
-@contextlib.asynccontextmanager
-async def _locked(path: Path) -> AsyncIterator[None]:
-    """Serialize builds of the same key across processes (two servers starting at once);
-    waiting for the lock can be cancelled."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        try:
-            import fcntl
-        except ImportError:  # Windows: no cross-process lock; builds then race harmlessly
-            yield
-            return
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                await asyncio.sleep(LOCK_POLL_S)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def build_ahead() -> bool:
+    """Start now, in its child, the build a first start is about to ask for, where the
+    cache has none: `codemode serve` spends ~1 s importing the MCP SDK and starting its
+    loop before its pool asks for the sandbox, and the compile (2-3 s) need not wait for
+    that. The quick path's build (`ensure_built_async(quick=True)`), and only when no other
+    process builds it (its lock is free); that call takes the running build over (its
+    output, its lock, its staging folder), and an exit before it stops the child and
+    removes what it made. Returns whether a build was started."""
+    global _ahead
+    if _ahead is not None:
+        return False
+    try:
+        if _cached(OPTIMIZED) is not None or _cached(BASELINE) is not None:
+            return False
+        key = cache_key(BASELINE)
+        root = cache_dir() / "sandbox"
+    except OSError:
+        return False  # the build reports it when asked
+    _ahead = _child.start_ahead(key, root, BASELINE, lambda: _verified(root / key[:24], key))
+    if _ahead is None:
+        return False
+    atexit.unregister(_abandon_ahead)  # once, however often a process builds ahead
+    atexit.register(_abandon_ahead)
+    return True
+
+
+def _take_ahead(key: str) -> _child.Ahead | None:
+    """The build `build_ahead` started for `key`, now the caller's to finish."""
+    global _ahead
+    ahead = _ahead
+    if ahead is None or ahead.key != key:
+        return None
+    _ahead = None
+    return ahead
+
+
+def _abandon_ahead() -> None:
+    """Stop a build `build_ahead` started that nobody took over (at exit, or when the
+    cache turned out to hold what it builds)."""
+    global _ahead
+    ahead, _ahead = _ahead, None
+    if ahead is not None:
+        _child.abandon(ahead)
 
 
 _verified_cache: dict[str, Artifact] = {}
@@ -190,6 +207,7 @@ async def ensure_built_async(
     force: bool = False,
     strategy: str = OPTIMIZED,
     quick: bool = False,
+    warm: bool = True,
 ) -> Artifact:
     """Return the compiled sandbox, building and compiling it first if the cache has no
     valid copy. The build runs in a child process; cancelling this stops it (the child is
@@ -197,15 +215,18 @@ async def ensure_built_async(
     stderr), each step as it starts.
 
     `quick`: the optimized artifact if it is there, else the baseline one, compiled now
-    if need be (~3x faster); the caller then has the optimized one built in the
-    background (`SandboxPool` does)."""
+    if need be (~3x faster) and without its warm-up; the caller then has the optimized
+    one built in the background, and the baseline's `warm_up` run (`SandboxPool` does).
+    `warm`: a build ends with `warm_up` (~0.3-0.45 s here) before it returns."""
     report = progress or _stderr_progress
     if quick and not force:
         found = _cached(OPTIMIZED) or _cached(BASELINE)
         if found is not None:
+            _abandon_ahead()  # another process finished one meanwhile
             return found
         try:
-            return await ensure_built_async(progress, strategy=BASELINE)
+            # its warm-up waits: the caller runs `warm_up` after its first answer
+            return await ensure_built_async(progress, strategy=BASELINE, warm=False)
         except SandboxBuildError as exc:
             # Winch is not there on every platform: the optimized code, then, from the start
             report(f"the baseline compile failed; compiling the optimized code instead ({exc})")
@@ -217,25 +238,38 @@ async def ensure_built_async(
     key = cache_key(strategy)
     root = cache_dir() / "sandbox"
     folder = root / key[:24]
-    async with _locked(root / f"{key[:24]}.lock"):
-        if not force and _verified(folder, key):
+    ahead = _take_ahead(key)  # a build of this key started ahead: new, as `force` asks
+    async with _child.locked(root / f"{key[:24]}.lock", ahead.lock if ahead else None):
+        if ahead is None and not force and _verified(folder, key):
             artifact = Artifact(folder / COMPILED_NAME, key, built_now=False, strategy=strategy)
         else:
             if folder.exists():
                 report(f"discarding cached sandbox at {folder} (stale or incomplete)")
             started = time.monotonic()
-            await _build_into(folder, key, report, strategy)
+            if ahead is not None:
+                await _build_into(folder, key, report, strategy, ahead)
+            else:
+                await _build_into(folder, key, report, strategy)
             artifact = Artifact(
                 folder / COMPILED_NAME,
                 key,
                 built_now=True,
                 build_s=time.monotonic() - started,
                 strategy=strategy,
+                warm=warm,
             )
-            # what runs touch of it, read once and recorded, before a user's first run
-            await record_pages(artifact.compiled, strategy)
+            if warm:
+                await warm_up(artifact)
     _verified_cache[key] = artifact
     return artifact
+
+
+async def warm_up(artifact: Artifact) -> None:
+    """What runs touch of a new build, read once and recorded (`_warmup`), so that later
+    starts read it ahead instead of page by page."""
+    await record_pages(artifact.compiled, artifact.strategy)
+    if _verified_cache.get(artifact.key) is artifact:
+        _verified_cache[artifact.key] = dataclasses.replace(artifact, warm=True)
 
 
 def _cached(strategy: str) -> Artifact | None:
@@ -253,10 +287,11 @@ def _cached(strategy: str) -> Artifact | None:
     return artifact
 
 
-async def _build_into(folder: Path, key: str, report: Progress, strategy: str) -> None:
-    staging = folder.with_name(folder.name + f".tmp{os.getpid()}")
-    _rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+async def _build_into(
+    folder: Path, key: str, report: Progress, strategy: str, ahead: _child.Ahead | None = None
+) -> None:
+    """Build `key` into `folder` (in a child; `ahead`: the one `build_ahead` started)."""
+    staging = ahead.staging if ahead is not None else _child.staging_for(folder)
     component, source = find_component(folder.parent, component_key())
     if component is None:
         report(
@@ -265,23 +300,15 @@ async def _build_into(folder: Path, key: str, report: Progress, strategy: str) -
         )
     else:
         report(f"compiling the sandbox ({strategy}; its component {source})")
-    # -I: no PYTHONPATH, no user site and not the working directory, where another copy
-    # of codemode (a checkout, say) would be imported instead of this one.
-    root = str(Path(__file__).resolve().parents[2])
-    launch = (
-        f"import sys; sys.path.insert(0, {root!r}); "
-        "from codemode.wasm_runtime._build import _child_build; _child_build(*sys.argv[1:])"
-    )
-    cmd = [sys.executable, "-I", "-c", launch, str(staging), strategy]
-    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-    env["PYTHONUNBUFFERED"] = "1"  # its progress lines arrive as they are printed
     try:
-        returncode, output = await _run_reporting(cmd, env, report)
+        returncode, output = await _child.run_reporting(
+            _child.command(staging, strategy), report, ahead.proc if ahead else None
+        )
     except BaseException:
-        _rmtree(staging, ignore_errors=True)
+        _child.rmtree(staging, ignore_errors=True)
         raise
     if returncode != 0:
-        _rmtree(staging, ignore_errors=True)
+        _child.rmtree(staging, ignore_errors=True)
         tail = output[-25:]
         raise SandboxBuildError(
             "building the sandbox failed (exit code %d):\n%s\n"
@@ -298,7 +325,7 @@ async def _build_into(folder: Path, key: str, report: Progress, strategy: str) -
     }
     _pagecache.drop(compiled)  # written and read whole: workers would map most of it
     (staging / META_NAME).write_text(json.dumps(meta, indent=2))
-    _rmtree(folder, ignore_errors=True)
+    _child.rmtree(folder, ignore_errors=True)
     os.replace(staging, folder)
     report(f"sandbox ready: {folder}")
     keep = {cache_key(s)[:24] for s in (OPTIMIZED, BASELINE)} | {
@@ -306,54 +333,6 @@ async def _build_into(folder: Path, key: str, report: Progress, strategy: str) -
     }
     for gone in prune(folder.parent, keep):
         report(f"removed a cached sandbox unused for {UNUSED_DAYS} days: {gone.name}")
-
-
-BUILD_TICK_S = 5.0
-"""While a build step runs, its elapsed time is reported this often."""
-
-
-async def _run_reporting(
-    cmd: list[str], env: dict[str, str], report: Progress
-) -> tuple[int, list[str]]:
-    """Run the build child; report each step as it starts and, while one runs, its
-    elapsed seconds every BUILD_TICK_S. Returns the exit code and the child's output."""
-    proc = await asyncio.create_subprocess_exec(
-        *cmd,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env=env,
-    )
-    step = {"name": "starting", "since": time.monotonic()}
-
-    async def tick() -> None:
-        while True:
-            await asyncio.sleep(BUILD_TICK_S)
-            elapsed = time.monotonic() - step["since"]
-            if elapsed >= 1:
-                report(f"  ... {step['name'].split(':')[0]}: {elapsed:.0f} s")
-
-    output: list[str] = []
-    ticker = asyncio.ensure_future(tick())
-    try:
-        assert proc.stdout is not None
-        async for raw in proc.stdout:
-            line = raw.decode(errors="replace").rstrip("\n")
-            output.append(line)
-            if line.startswith("step: "):
-                step.update(name=line.removeprefix("step: "), since=time.monotonic())
-                report(step["name"])
-            elif line.startswith("progress: "):
-                report(line.removeprefix("progress: "))
-        await proc.wait()
-    except BaseException:  # cancelled: the child must not outlive the build
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await asyncio.shield(proc.wait())
-        raise
-    finally:
-        ticker.cancel()
-    return proc.returncode or 0, output
 
 
 def _child_build(staging: Path | str, strategy: str = OPTIMIZED) -> None:

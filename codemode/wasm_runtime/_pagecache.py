@@ -346,15 +346,16 @@ _recording = _thread.allocate_lock()
 """One `remember` at a time: each adds to what the last one wrote."""
 
 
+def remember_locked(record: os.PathLike[str], paths: list[str], pid: int) -> None:
+    """`remember`, after any other that is running (a pool's, in its thread)."""
+    with _recording:
+        remember(record, paths, pid)
+
+
 def remember_soon(record: os.PathLike[str], paths: list[str], pid: int) -> None:
     """`remember` in a thread: ~4 ms of reading /proc and the cache, which the caller's
     loop need not wait for. Not a daemon, so an exit waits for its write."""
-
-    def locked() -> None:
-        with _recording:
-            remember(record, paths, pid)
-
-    _in_thread(locked, daemon=False)
+    _in_thread(remember_locked, record, paths, pid, daemon=False)
 
 
 def settle_soon(record: os.PathLike[str]) -> None:

@@ -20,7 +20,7 @@ from .._aio import Background
 from ..context import CallContext
 from ..errors import ErrorKind, WorkerError
 from . import _native, _pagecache
-from ._build import Artifact, Progress, _stderr_progress, ensure_built_async
+from ._build import Artifact, Progress, _stderr_progress, ensure_built_async, warm_up
 from ._engine import OPTIMIZED
 from ._execution import Execution, memory_bytes
 from ._process import RESIDENT_MB, ArtifactRefused, WorkerProcess, library_path
@@ -148,9 +148,15 @@ class SandboxPool:
         return [w.proc.pid for w in [*self._idle, *self._busy, *(k.worker for k in self._kept)]]
 
     async def _upgrade(self) -> None:
-        """Compile the optimized artifact, then move to it: new workers start on it, idle
-        ones on the old artifact are replaced now and busy ones when their run ends
-        (sessions keep theirs until they close)."""
+        """Warm up the baseline build the pool started on (its record, for a later start
+        that finds only it), compile the optimized artifact, then move to it: new workers
+        start on it, idle ones on the old artifact are replaced now and busy ones when
+        their run ends (sessions keep theirs until they close)."""
+        if not self.artifact.warm:  # the quick path leaves its warm-up to this
+            try:
+                await warm_up(self.artifact)
+            except Exception as exc:  # noqa: BLE001 - advice only: the upgrade goes on
+                log.debug("the baseline's warm-up failed: %s", exc)
         optimized = await ensure_built_async(self._progress)
         self._artifact = optimized
         async with self._available:

@@ -108,7 +108,8 @@ async def record_pages(compiled: Path, strategy: str) -> None:
             await Execution(seq, worker, host, limits).run(code)
         if worker.alive:
             files = [str(compiled), library_path()]
-            _pagecache.remember(compiled.parent / _pagecache.RECORD_NAME, files, worker.proc.pid)
+            record = compiled.parent / _pagecache.RECORD_NAME
+            _pagecache.remember_locked(record, files, worker.proc.pid)
     except (WorkerError, OSError) as exc:
         log.debug("the warm-up after the build failed: %s", exc)
     finally:
