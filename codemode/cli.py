@@ -56,6 +56,15 @@ def _build_ahead() -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    http_only = [
+        flag for flag, value in (
+            ("--auth-tokens", args.auth_tokens), ("--auth-issuer", args.auth_issuer),
+            ("--no-auth", args.no_auth), ("--allowed-host", args.allowed_host),
+            ("--stateless", args.stateless),
+        ) if value
+    ]  # fmt: skip
+    if args.transport == "stdio" and http_only:
+        raise ConfigError(f"{', '.join(http_only)} only mean something with --transport http")
     config, hint = _load(args)
     _build_ahead()
     from .server import Engine, serve
@@ -85,15 +94,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         resource_url=args.public_url,
         stateless=args.stateless,
     )
-    http_only = [
-        flag for flag, value in (
-            ("--auth-tokens", args.auth_tokens), ("--auth-issuer", args.auth_issuer),
-            ("--no-auth", args.no_auth), ("--allowed-host", args.allowed_host),
-            ("--stateless", args.stateless),
-        ) if value
-    ]  # fmt: skip
-    if args.transport == "stdio" and http_only:
-        raise ConfigError(f"{', '.join(http_only)} only mean something with --transport http")
 
     async def main() -> None:
         await serve(Engine(config, hint), args.transport, args.host, args.port, http)

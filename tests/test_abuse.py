@@ -240,7 +240,11 @@ def listener():
 
 
 @pytest.fixture(scope="module")
-async def serve(tmp_path_factory):
+async def serve(tmp_path_factory, pool):
+    # `pool`: the optimized sandbox is built first. On an empty cache (CI's first module)
+    # a server would answer on baseline code while the optimized compile takes both
+    # cores, and the cases that count what a program did within its 4 s (100k calls)
+    # would measure that instead of containment.
     tmp = tmp_path_factory.mktemp("abuse")
     config = {
         "mcpServers": {"f": faulty()},

@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import logging
 import os
 import runpy
 import sys
@@ -39,6 +40,8 @@ STAMP_NAME = "verified.json"
 
 Progress = _child.Progress
 
+log = logging.getLogger("codemode.sandbox")
+
 
 def _stderr_progress(message: str) -> None:
     print(f"codemode: {message}", file=sys.stderr, flush=True)
@@ -55,7 +58,8 @@ class Artifact:
     strategy: str = OPTIMIZED
     """How it was compiled (`_engine`): a worker's engine must be made the same way."""
     warm: bool = True
-    """Whether its build's `warm_up` has run (a quick build leaves it to the caller)."""
+    """False for a build of this process whose `warm_up` is still owed (the quick path
+    leaves it to its caller); an artifact found in the cache counts as warm."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -163,9 +167,10 @@ def build_ahead() -> bool:
             return False
         key = cache_key(BASELINE)
         root = cache_dir() / "sandbox"
-    except OSError:
-        return False  # the build reports it when asked
-    _ahead = _child.start_ahead(key, root, BASELINE, lambda: _verified(root / key[:24], key))
+        _ahead = _child.start_ahead(key, root, BASELINE, lambda: _verified(root / key[:24], key))
+    except Exception as exc:  # noqa: BLE001 - only a head start: the build reports it when asked
+        log.debug("no build ahead: %s", exc)
+        return False
     if _ahead is None:
         return False
     atexit.unregister(_abandon_ahead)  # once, however often a process builds ahead
@@ -266,7 +271,8 @@ async def ensure_built_async(
 
 async def warm_up(artifact: Artifact) -> None:
     """What runs touch of a new build, read once and recorded (`_warmup`), so that later
-    starts read it ahead instead of page by page."""
+    starts read it ahead instead of page by page. (Until a quick build's runs in the
+    background, its first workers read what they touch of it a page at a time.)"""
     await record_pages(artifact.compiled, artifact.strategy)
     if _verified_cache.get(artifact.key) is artifact:
         _verified_cache[artifact.key] = dataclasses.replace(artifact, warm=True)
@@ -292,19 +298,22 @@ async def _build_into(
 ) -> None:
     """Build `key` into `folder` (in a child; `ahead`: the one `build_ahead` started)."""
     staging = ahead.staging if ahead is not None else _child.staging_for(folder)
-    component, source = find_component(folder.parent, component_key())
-    if component is None:
-        report(
-            "building the sandbox (CPython -> WebAssembly -> native code; ~15-20 s, once "
-            "per version)"
-        )
-    else:
-        report(f"compiling the sandbox ({strategy}; its component {source})")
     try:
+        component, source = find_component(folder.parent, component_key())
+        since = "; started before the server's imports" if ahead is not None else ""
+        if component is None:
+            report(
+                "building the sandbox (CPython -> WebAssembly -> native code; ~15-20 s, once "
+                f"per version{since})"
+            )
+        else:
+            report(f"compiling the sandbox ({strategy}; its component {source}{since})")
         returncode, output = await _child.run_reporting(
             _child.command(staging, strategy), report, ahead.proc if ahead else None
         )
     except BaseException:
+        if ahead is not None:  # (one it took over is killed by run_reporting)
+            _child.stop(ahead.proc)
         _child.rmtree(staging, ignore_errors=True)
         raise
     if returncode != 0:
@@ -338,6 +347,7 @@ async def _build_into(
 def _child_build(staging: Path | str, strategy: str = OPTIMIZED) -> None:
     """Runs in the build child: the component (from the cache or the package, else made
     now), then compiled with `strategy` and serialized."""
+    _child.die_with_parent()
     from ._component import componentize
 
     staging = Path(staging)

@@ -96,10 +96,32 @@ def command(staging: Path, strategy: str) -> list[str]:
     return [sys.executable, "-I", "-c", launch, str(staging), strategy]
 
 
+PARENT_ENV = "CODEMODE_BUILD_PARENT"
+
+
 def child_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     env["PYTHONUNBUFFERED"] = "1"  # its progress lines arrive as they are printed
+    env[PARENT_ENV] = str(os.getpid())
     return env
+
+
+def die_with_parent() -> None:
+    """In the build child: end with the process that started it, however that one ends
+    (SIGKILL, `os._exit`, a signal before any handler), where an exit hook or a
+    cancellation would not run: Linux's parent-death signal, then a check that the parent
+    did not go before it was set."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    parent = os.environ.get(PARENT_ENV)
+    if parent and parent.isdigit() and os.getppid() != int(parent):
+        os._exit(1)
 
 
 BUILD_TICK_S = 5.0
@@ -227,14 +249,19 @@ def start_ahead(key: str, root: Path, strategy: str, built: Callable[[], bool]) 
     return Ahead(key, staging, proc, handle)
 
 
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a build child started with `subprocess` (if it still runs) and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
 def abandon(ahead: Ahead) -> None:
     """Stop a build started ahead that nobody took over, remove what it made, and let go
     of its lock."""
-    with contextlib.suppress(ProcessLookupError):
-        ahead.proc.kill()
-    ahead.proc.wait()
-    if ahead.proc.stdout is not None:
-        ahead.proc.stdout.close()
+    stop(ahead.proc)
     rmtree(ahead.staging, ignore_errors=True)
     with ahead.lock:
         unlock(ahead.lock)

@@ -10,6 +10,9 @@ one by one and gathered, a tool's error caught, uncaught errors with their trace
 hints, a name the check finds undefined, a syntax error, the modules programs import
 most), and `_pagecache.remember` records what they touched. A pool's first worker then
 finds those pages read ahead (`settle_soon`), and later runs add what else they touch.
+A quick (baseline) build's warm-up runs after the pool's first answer, in its upgrade
+(`_build.warm_up`): its first worker reads its pages one at a time (~0.07 s more to
+start here), which a first answer ~0.4 s sooner pays for.
 
 Advice only: if this fails, the build is no less good (said at debug level)."""
 
@@ -100,7 +103,7 @@ async def record_pages(compiled: Path, strategy: str) -> None:
     try:
         worker = await WorkerProcess.start(compiled, memory_bytes(limits), strategy)
     except WorkerError as exc:
-        log.debug("no warm-up after the build: %s", exc)
+        log.debug("no warm-up of the build: %s", exc)
         return
     try:
         host = _Host()
@@ -111,6 +114,6 @@ async def record_pages(compiled: Path, strategy: str) -> None:
             record = compiled.parent / _pagecache.RECORD_NAME
             _pagecache.remember_locked(record, files, worker.proc.pid)
     except (WorkerError, OSError) as exc:
-        log.debug("the warm-up after the build failed: %s", exc)
+        log.debug("the warm-up of the build failed: %s", exc)
     finally:
         await worker.kill()
