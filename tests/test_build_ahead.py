@@ -83,16 +83,23 @@ async def test_a_first_start_takes_over_the_build_started_ahead(pool, tmp_path, 
         _build._abandon_ahead()
 
 
-def test_an_exit_stops_a_build_started_ahead_that_nobody_took_over(pool, tmp_path, monkeypatch):
-    empty_cache_but_the_component(pool, tmp_path, monkeypatch)
+def _build_ahead_in_a_process(then: str) -> subprocess.CompletedProcess[str]:
+    """A process that builds ahead, prints the child's pid and staging folder, then runs
+    `then` and exits."""
     script = (
         "from codemode.wasm_runtime import _build\n"
         "assert _build.build_ahead()\n"
         "print(_build._ahead.proc.pid, _build._ahead.staging, flush=True)\n"
+    ) + then
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
-    )
+
+
+def test_an_exit_stops_a_build_started_ahead_that_nobody_took_over(pool, tmp_path, monkeypatch):
+    empty_cache_but_the_component(pool, tmp_path, monkeypatch)
+    out = _build_ahead_in_a_process("")
+    assert out.returncode == 0, out.stderr
     pid, staging = out.stdout.split()
     assert _gone(int(pid)), "the build child outlived its parent"
     assert not Path(staging).exists() and _staging_left(tmp_path) == []
@@ -116,15 +123,11 @@ def test_nothing_is_started_ahead_where_it_is_built_or_being_built(pool, tmp_pat
 def test_a_build_child_ends_with_the_process_that_started_it(pool, tmp_path, monkeypatch):
     # a parent killed outright runs no exit hook: its build child must not compile on
     empty_cache_but_the_component(pool, tmp_path, monkeypatch)
-    script = (
+    out = _build_ahead_in_a_process(
         "import os, signal, time\n"
-        "from codemode.wasm_runtime import _build\n"
-        "assert _build.build_ahead()\n"
-        "print(_build._ahead.proc.pid, flush=True)\n"
         "time.sleep(1)\n"  # the child is past its start
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == -9, out.stderr
     pid = int(out.stdout.split()[0])
     for _ in range(100):
