@@ -39,7 +39,7 @@ def _staging_left(cache: Path) -> list[str]:
 def _lock_is_free(cache: Path, strategy: str = BASELINE) -> bool:
     """Whether the build lock of `strategy`'s key is free (a new open file: it conflicts
     with a lock this process holds through another, as with another process's)."""
-    lock = cache / "sandbox" / f"{_build.cache_key(strategy)[:24]}.lock"
+    lock = _child.lock_path(cache / "sandbox", _build.cache_key(strategy))
     with lock.open("a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -109,7 +109,7 @@ def test_nothing_is_started_ahead_where_it_is_built_or_being_built(pool, tmp_pat
     assert not _build.build_ahead()  # the session's cache holds the sandbox
     assert _build._ahead is None
     empty_cache_but_the_component(pool, tmp_path, monkeypatch)
-    lock = tmp_path / "sandbox" / f"{_build.cache_key(BASELINE)[:24]}.lock"
+    lock = _child.lock_path(tmp_path / "sandbox", _build.cache_key(BASELINE))
     with lock.open("a") as handle:  # another process builds it
         fcntl.flock(handle, fcntl.LOCK_EX)
         assert not _build.build_ahead()

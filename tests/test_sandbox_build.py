@@ -206,10 +206,10 @@ async def test_a_first_start_falls_back_to_optimized_code_where_baseline_fails(
     empty_cache_but_the_component(pool, tmp_path, monkeypatch)
     real = _build._build_into
 
-    async def no_baseline(folder, key, report, strategy):
+    async def no_baseline(folder, key, report, strategy, ahead=None):
         if strategy == "baseline":
             raise _build.SandboxBuildError("building the sandbox failed: no Winch here")
-        await real(folder, key, report, strategy)
+        await real(folder, key, report, strategy, ahead)
 
     monkeypatch.setattr(_build, "_build_into", no_baseline)
     messages: list[str] = []

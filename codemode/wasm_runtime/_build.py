@@ -244,17 +244,14 @@ async def ensure_built_async(
     root = cache_dir() / "sandbox"
     folder = root / key[:24]
     ahead = _take_ahead(key)  # a build of this key started ahead: new, as `force` asks
-    async with _child.locked(root / f"{key[:24]}.lock", ahead.lock if ahead else None):
+    async with _child.locked(_child.lock_path(root, key), ahead.lock if ahead else None):
         if ahead is None and not force and _verified(folder, key):
             artifact = Artifact(folder / COMPILED_NAME, key, built_now=False, strategy=strategy)
         else:
             if folder.exists():
                 report(f"discarding cached sandbox at {folder} (stale or incomplete)")
             started = time.monotonic()
-            if ahead is not None:
-                await _build_into(folder, key, report, strategy, ahead)
-            else:
-                await _build_into(folder, key, report, strategy)
+            await _build_into(folder, key, report, strategy, ahead)
             artifact = Artifact(
                 folder / COMPILED_NAME,
                 key,
@@ -300,14 +297,14 @@ async def _build_into(
     staging = ahead.staging if ahead is not None else _child.staging_for(folder)
     try:
         component, source = find_component(folder.parent, component_key())
-        since = "; started before the server's imports" if ahead is not None else ""
+        early = "; started before the server's imports" if ahead is not None else ""
         if component is None:
             report(
                 "building the sandbox (CPython -> WebAssembly -> native code; ~15-20 s, once "
-                f"per version{since})"
+                f"per version{early})"
             )
         else:
-            report(f"compiling the sandbox ({strategy}; its component {source}{since})")
+            report(f"compiling the sandbox ({strategy}; its component {source}{early})")
         returncode, output = await _child.run_reporting(
             _child.command(staging, strategy), report, ahead.proc if ahead else None
         )

@@ -44,20 +44,32 @@ async def locked(path: Path, held: IO[str] | None = None) -> AsyncIterator[None]
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         try:
-            import fcntl
+            import fcntl  # noqa: F401 - whether there is a cross-process lock at all
         except ImportError:  # Windows: no cross-process lock; builds then race harmlessly
             yield
             return
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                await asyncio.sleep(LOCK_POLL_S)
+        while not try_lock(handle):
+            await asyncio.sleep(LOCK_POLL_S)
         try:
             yield
         finally:
             unlock(handle)
+
+
+def lock_path(root: Path, key: str) -> Path:
+    """The file whose lock a build of `key` under `root` holds."""
+    return root / f"{key[:24]}.lock"
+
+
+def try_lock(handle: IO[str]) -> bool:
+    """Take `handle`'s exclusive lock if no other holds it."""
+    import fcntl
+
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def unlock(handle: IO[str]) -> None:
@@ -215,17 +227,19 @@ def start_ahead(key: str, root: Path, strategy: str, built: Callable[[], bool]) 
     process builds it), `built()` says, under the lock, that it is built already, or
     nothing could start. Without a cross-process lock (Windows), never."""
     try:
-        import fcntl
+        import fcntl  # noqa: F401 - whether there is a cross-process lock at all
     except ImportError:
         return None
     try:
         root.mkdir(parents=True, exist_ok=True)
-        handle = (root / f"{key[:24]}.lock").open("a")
+        handle = lock_path(root, key).open("a")
     except OSError:
         return None  # a read-only cache, say: the build reports it when asked
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:  # another process builds it: the caller waits for that one
+        taken = try_lock(handle)  # not taken: another process builds it
+    except OSError:
+        taken = False
+    if not taken:
         handle.close()
         return None
     staging = None
