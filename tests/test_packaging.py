@@ -10,6 +10,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from codemode.wasm_runtime._engine import compile_target
+
 ROOT = Path(__file__).parent.parent
 
 
@@ -24,13 +26,19 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path):
     assert built.returncode == 0, built.stderr
     (wheel,) = dist.glob("codemode-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
+    ships_compiled = compile_target() is not None
+    # compiled code makes it this platform's wheel, for any Python 3
+    assert wheel.name.startswith("codemode-0.1.0-py3-none-")
+    assert wheel.name.endswith("-any.whl") != ships_compiled, wheel.name
     guest = ROOT / "codemode" / "wasm_runtime" / "guest"
     for source in [*guest.glob("*.py"), *guest.glob("wit/*.wit")]:
         assert source.relative_to(ROOT).as_posix() in names  # the sandbox's own sources
     assert "codemode/wasm_runtime/worker.c" in names  # the native worker, built on first use
-    # the build hook's component (setup.py): a first start compiles, it does not build
-    for shipped in ("sandbox.wasm", "meta.json"):
-        assert f"codemode/wasm_runtime/prebuilt/{shipped}" in names
+    # the build hook's component and its compiled code (setup.py): a first start copies
+    # the code into the cache, where it was compiled for this architecture
+    shipped = ["sandbox.wasm", "meta.json"] + (["sandbox.cwasm", "compiled.json"] * ships_compiled)
+    for name in shipped:
+        assert f"codemode/wasm_runtime/prebuilt/{name}" in names
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
@@ -58,8 +66,11 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path):
     assert demo.returncode == 0, demo.stderr[-3000:]
     assert "Team members over their Q3 budget" in demo.stdout
     assert "The baseline: the same tool calls" in demo.stdout
-    # an empty cache: the shipped component is compiled, never made again
-    assert "its component shipped with the package" in demo.stderr, demo.stderr[-2000:]
-    assert "componentize" not in demo.stderr
+    assert "componentize" not in demo.stderr  # the shipped component is never made again
+    if ships_compiled:  # an empty cache: the shipped code is copied in, nothing compiled
+        assert "shipped with the package; no compile" in demo.stderr, demo.stderr[-2000:]
+        assert "compile:" not in demo.stderr and "optimized code" not in demo.stderr
+    else:  # an empty cache: the shipped component is compiled
+        assert "its component shipped with the package" in demo.stderr, demo.stderr[-2000:]
     built_workers = list((tmp_path / "home").rglob("codemode-worker"))
     assert len(built_workers) == (1 if shutil.which("cc") else 0), built_workers

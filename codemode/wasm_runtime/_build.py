@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .._paths import cache_dir
 from ..errors import SandboxBuildError
-from . import _child, _pagecache
+from . import _child, _pagecache, _shipped
 from ._component import GUEST_DIR, component_key, dist_version, find_component, sha256_file
 from ._engine import BASELINE, ENGINE_FLAGS, OPTIMIZED, machine
 from ._warmup import record_pages
@@ -99,13 +99,20 @@ def _verified(folder: Path, key: str) -> bool:
         if sha256_file(compiled) != meta.get("compiled_sha256"):
             return False
         _pagecache.drop(compiled)  # read whole: workers would map most of it
-        with contextlib.suppress(OSError):  # a read-only cache is checked in full each time
-            staging = stamp.with_name(f"{STAMP_NAME}.{os.getpid()}")
-            staging.write_text(json.dumps(stamped))
-            os.replace(staging, stamp)
+        _stamp(folder, key)
         return True
     except (OSError, ValueError, AttributeError):
         return False
+
+
+def _stamp(folder: Path, key: str) -> None:
+    """Record that `folder`'s file has been checked against its sha256 (`_verified`)."""
+    stamp = folder / STAMP_NAME
+    stamped = {"key": key, "file": _pagecache.file_identity(folder / COMPILED_NAME)}
+    with contextlib.suppress(OSError):  # a read-only cache is checked in full each time
+        staging = stamp.with_name(f"{STAMP_NAME}.{os.getpid()}")
+        staging.write_text(json.dumps(stamped))
+        os.replace(staging, stamp)
 
 
 UNUSED_DAYS = 30
@@ -165,6 +172,8 @@ def build_ahead() -> bool:
     try:
         if _cached(OPTIMIZED) is not None or _cached(BASELINE) is not None:
             return False
+        if _shipped.find(cache_key(OPTIMIZED)) is not None:
+            return False  # nothing to compile: the pool copies the package's in (~0.1 s)
         key = cache_key(BASELINE)
         root = cache_dir() / "sandbox"
         _ahead = _child.start_ahead(key, root, BASELINE, lambda: _verified(root / key[:24], key))
@@ -229,6 +238,8 @@ async def ensure_built_async(
         if found is not None:
             _abandon_ahead()  # another process finished one meanwhile
             return found
+        if _shipped.find(cache_key(OPTIMIZED)) is not None:  # compiled where it was built
+            return await ensure_built_async(progress, warm=False)
         try:
             # its warm-up waits: the caller runs `warm_up` after its first answer
             return await ensure_built_async(progress, strategy=BASELINE, warm=False)
@@ -245,8 +256,15 @@ async def ensure_built_async(
     folder = root / key[:24]
     ahead = _take_ahead(key)  # a build of this key started ahead: new, as `force` asks
     async with _child.locked(_child.lock_path(root, key), ahead.lock if ahead else None):
-        if ahead is None and not force and _verified(folder, key):
+        found = None if ahead is not None or force else _verified(folder, key)
+        if found:
             artifact = Artifact(folder / COMPILED_NAME, key, built_now=False, strategy=strategy)
+        elif found is False and _install_shipped(folder, key, report):
+            artifact = Artifact(
+                folder / COMPILED_NAME, key, built_now=False, strategy=strategy, warm=warm
+            )
+            if warm:
+                await warm_up(artifact)
         else:
             if folder.exists():
                 report(f"discarding cached sandbox at {folder} (stale or incomplete)")
@@ -273,6 +291,56 @@ async def warm_up(artifact: Artifact) -> None:
     await record_pages(artifact.compiled, artifact.strategy)
     if _verified_cache.get(artifact.key) is artifact:
         _verified_cache[artifact.key] = dataclasses.replace(artifact, warm=True)
+
+
+def _install_shipped(folder: Path, key: str, report: Progress) -> bool:
+    """Copy the compiled file the package ships for `key` into the cache (`_shipped`),
+    if it ships one; False if it does not, or if the copy fails (said, and then compiled
+    instead). Runs under the key's lock."""
+    shipped = _shipped.find(key)
+    if shipped is None:
+        return False
+    source, recorded = shipped
+    staging: Path | None = None
+    try:
+        staging = _child.staging_for(folder)
+        compiled = staging / COMPILED_NAME
+        _shipped.install(source, recorded, compiled)
+        _pagecache.drop(compiled)  # written whole: workers would map most of it
+        meta = {
+            "key": key,
+            "strategy": OPTIMIZED,  # the only one shipped (`_shipped.find` matched its key)
+            "compiled_size": compiled.stat().st_size,
+            "compiled_sha256": recorded["compiled_sha256"],  # checked on the way in
+            "built_at": recorded.get("built_at"),
+            "shipped": True,
+        }
+        (staging / META_NAME).write_text(json.dumps(meta, indent=2))
+        _child.rmtree(folder, ignore_errors=True)
+        os.replace(staging, folder)
+    except (OSError, _shipped.Damaged) as exc:
+        if staging is not None:
+            _child.rmtree(staging, ignore_errors=True)
+        report(f"not using the compiled sandbox shipped with the package: {exc}; compiling it")
+        return False
+    _stamp(folder, key)  # its sha256 was checked on the way in
+    report(f"sandbox ready: {folder} (the compiled code shipped with the package; no compile)")
+    return True
+
+
+def ship_compiled() -> None:
+    """Packaging (setup.py's build hook, after the component): compile the shipped
+    component for this architecture (`_shipped.ship`), where builds are portable."""
+    from ._component import PREBUILT_DIR
+    from ._engine import compile_target
+
+    if compile_target() is None:
+        print("no portable target here: the package ships no compiled code", file=sys.stderr)
+        return
+    started = time.monotonic()
+    made = _shipped.ship(PREBUILT_DIR, cache_key(OPTIMIZED))
+    took = time.monotonic() - started
+    print(f"compiled for {compile_target()} in {took:.1f} s: {made}", file=sys.stderr)
 
 
 def _cached(strategy: str) -> Artifact | None:

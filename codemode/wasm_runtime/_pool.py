@@ -117,6 +117,8 @@ class SandboxPool:
                 await self._add_worker()
             if self._artifact.strategy != OPTIMIZED:
                 self._background.start_soon(self._upgrade, name="compile the optimized sandbox")
+            elif not self._artifact.warm:  # copied from the package: no record of its pages yet
+                self._background.start_soon(self._warm_up, name="record the sandbox's pages")
             workers -= 1
         await asyncio.gather(*(self._add_worker() for _ in range(min(workers, self.size - 1))))
 
@@ -152,11 +154,7 @@ class SandboxPool:
         that finds only it), compile the optimized artifact, then move to it: new workers
         start on it, idle ones on the old artifact are replaced now and busy ones when
         their run ends (sessions keep theirs until they close)."""
-        if not self.artifact.warm:  # the quick path leaves its warm-up to this
-            try:
-                await warm_up(self.artifact)
-            except Exception as exc:  # noqa: BLE001 - advice only: the upgrade goes on
-                log.debug("the baseline's warm-up failed: %s", exc)
+        await self._warm_up()
         optimized = await ensure_built_async(self._progress)
         self._artifact = optimized
         async with self._available:
@@ -167,6 +165,15 @@ class SandboxPool:
             self._replace_later()
             await worker.kill()
         (self._progress or _stderr_progress)("the sandbox now runs optimized code")
+
+    async def _warm_up(self) -> None:
+        """The warm-up the quick path leaves to the pool (after its first answer): what
+        runs touch of the artifact, recorded for later starts (`_build.warm_up`)."""
+        if not self.artifact.warm:
+            try:
+                await warm_up(self.artifact)
+            except Exception as exc:  # noqa: BLE001 - advice only: what follows goes on
+                log.debug("the sandbox's warm-up failed: %s", exc)
 
     # -- workers -------------------------------------------------------------------------
 

@@ -1,0 +1,109 @@
+"""A wheel ships the sandbox compiled for its architecture (`_shipped`, setup.py): a first
+start whose cache key is the one it was compiled for copies it into the cache, checked,
+and compiles nothing; a damaged or foreign one is not used."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+from conftest import RecordingHost
+
+from codemode.wasm_runtime import SandboxPool, _build, _shipped
+from codemode.wasm_runtime._engine import OPTIMIZED
+
+
+def _package(pool: SandboxPool, folder: Path, key: str | None = None) -> Path:
+    """A package's prebuilt folder as the build hook leaves it: the session's optimized
+    artifact (compiled as `ship` compiles) and its record."""
+    folder.mkdir()
+    shipped = folder / _shipped.SHIPPED_NAME
+    shutil.copyfile(pool.artifact.compiled, shipped)
+    record = {
+        "key": key or _build.cache_key(OPTIMIZED),
+        "strategy": OPTIMIZED,
+        "compiled_size": shipped.stat().st_size,
+        "compiled_sha256": hashlib.sha256(shipped.read_bytes()).hexdigest(),
+        "built_at": 0.0,
+    }
+    (folder / _shipped.SHIPPED_META).write_text(json.dumps(record))
+    return shipped
+
+
+def _empty_cache(tmp_path: Path, monkeypatch) -> Path:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CODEMODE_CACHE_DIR", str(cache))
+    monkeypatch.setattr(_build, "_verified_cache", {})
+    return cache
+
+
+async def test_a_first_start_copies_the_shipped_code_and_compiles_nothing(
+    pool, tmp_path, monkeypatch
+):
+    assert pool.artifact.strategy == OPTIMIZED
+    shipped = _package(pool, tmp_path / "prebuilt")
+    monkeypatch.setattr(_shipped, "PREBUILT_DIR", tmp_path / "prebuilt")
+    cache = _empty_cache(tmp_path, monkeypatch)
+
+    assert not _build.build_ahead()  # nothing to compile ahead
+    assert _build._ahead is None
+    messages: list[str] = []
+    async with SandboxPool(size=1, progress=messages.append) as fresh:
+        result = await fresh.execute("6 * 7", RecordingHost())
+        assert result.ok and result.result == 42, result
+        assert fresh.artifact.strategy == OPTIMIZED
+        folder = fresh.artifact.compiled.parent
+        assert folder.parent == cache / "sandbox"
+        # the pool records what runs touch in the background, after the first answer
+        for _ in range(300):
+            if (folder / "pages.json").exists():
+                break
+            await asyncio.sleep(0.1)
+        assert (folder / "pages.json").exists()
+    assert any("shipped with the package; no compile" in m for m in messages), messages
+    assert not any("compil" in m and "no compile" not in m for m in messages), messages
+    assert not any(p.name.startswith("component-") for p in (cache / "sandbox").iterdir())
+    assert not [p for p in (cache / "sandbox").iterdir() if ".tmp" in p.name]
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["shipped"] is True and meta["key"] == _build.cache_key(OPTIMIZED)
+    assert (folder / "sandbox.cwasm").read_bytes() == shipped.read_bytes()
+    # a later start trusts the checked copy (its stamp) without hashing it again
+    assert (folder / "verified.json").exists()
+    monkeypatch.setattr(_build, "_verified_cache", {})
+    monkeypatch.setattr(_build, "sha256_file", None)  # would raise if it were called
+    assert _build._cached(OPTIMIZED).compiled == folder / "sandbox.cwasm"
+
+
+async def test_a_damaged_shipped_file_is_not_used(pool, tmp_path, monkeypatch):
+    shipped = _package(pool, tmp_path / "prebuilt")
+    with shipped.open("r+b") as f:  # the same size, one byte changed
+        f.seek(shipped.stat().st_size // 2)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    monkeypatch.setattr(_shipped, "PREBUILT_DIR", tmp_path / "prebuilt")
+    cache = _empty_cache(tmp_path, monkeypatch)
+    key = _build.cache_key(OPTIMIZED)
+    folder = cache / "sandbox" / key[:24]
+    folder.parent.mkdir(parents=True)
+    messages: list[str] = []
+    assert not _build._install_shipped(folder, key, messages.append)
+    assert not folder.exists() and list(folder.parent.iterdir()) == []  # no copy, no staging
+    (message,) = messages
+    assert "not using the compiled sandbox shipped with the package" in message
+    assert "is not the file its package was built with" in message and "compiling it" in message
+
+
+def test_code_shipped_for_another_key_or_cut_short_is_not_found(pool, tmp_path, monkeypatch):
+    monkeypatch.setattr(_shipped, "PREBUILT_DIR", tmp_path / "prebuilt")
+    key = _build.cache_key(OPTIMIZED)
+    assert _shipped.find(key) is None  # nothing shipped (an editable install)
+    shipped = _package(pool, tmp_path / "prebuilt", key="another wasmtime's key")
+    assert _shipped.find(key) is None
+    assert _shipped.find("another wasmtime's key") is not None
+    with shipped.open("r+b") as f:
+        f.truncate(1000)
+    assert _shipped.find("another wasmtime's key") is None
