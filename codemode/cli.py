@@ -190,6 +190,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     artifact = ensure_built(force=args.force)
     state = f"built in {artifact.build_s:.1f} s" if artifact.built_now else "already built"
+    if artifact.shipped:
+        state = "copied from the package, which ships it compiled"
     print(f"sandbox {state}: {artifact.compiled}", file=sys.stderr)
     from .wasm_runtime._native import build_now
 

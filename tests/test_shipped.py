@@ -54,7 +54,7 @@ async def test_a_first_start_copies_the_shipped_code_and_compiles_nothing(
     async with SandboxPool(size=1, progress=messages.append) as fresh:
         result = await fresh.execute("6 * 7", RecordingHost())
         assert result.ok and result.result == 42, result
-        assert fresh.artifact.strategy == OPTIMIZED
+        assert fresh.artifact.strategy == OPTIMIZED and fresh.artifact.shipped
         folder = fresh.artifact.compiled.parent
         assert folder.parent == cache / "sandbox"
         # the pool records what runs touch in the background, after the first answer

@@ -60,6 +60,8 @@ class Artifact:
     warm: bool = True
     """False for a build of this process whose `warm_up` is still owed (the quick path
     leaves it to its caller); an artifact found in the cache counts as warm."""
+    shipped: bool = False
+    """Copied into the cache now from the package, which ships it compiled (`_shipped`)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -261,7 +263,7 @@ async def ensure_built_async(
             artifact = Artifact(folder / COMPILED_NAME, key, built_now=False, strategy=strategy)
         elif found is False and _install_shipped(folder, key, report):
             artifact = Artifact(
-                folder / COMPILED_NAME, key, built_now=False, strategy=strategy, warm=warm
+                folder / COMPILED_NAME, key, False, strategy=strategy, warm=warm, shipped=True
             )
             if warm:
                 await warm_up(artifact)
