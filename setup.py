@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import runpy
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,9 +36,11 @@ def ships_compiled() -> bool:
 class BuildWithComponent(build_py):
     def run(self) -> None:
         super().run()
+        runtime = Path(self.build_lib) / "codemode" / "wasm_runtime"
+        # what an earlier build left in the build folder (setuptools keeps it) is not this one's
+        shutil.rmtree(runtime / "prebuilt", ignore_errors=True)
         if getattr(self, "editable_mode", False) or os.environ.get("CODEMODE_NO_PREBUILT"):
             return
-        runtime = Path(self.build_lib) / "codemode" / "wasm_runtime"
         # By path: the script needs only the stdlib, componentize-py and tzdata, which
         # the build environment has (pyproject.toml, build-system.requires).
         subprocess.run(

@@ -7,13 +7,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
-from conftest import RecordingHost
+from conftest import RecordingHost, empty_cache_but_the_component
 
 from codemode.wasm_runtime import SandboxPool, _build, _shipped
-from codemode.wasm_runtime._engine import OPTIMIZED
+from codemode.wasm_runtime._engine import BASELINE, OPTIMIZED
 
 
 def _package(pool: SandboxPool, folder: Path, key: str | None = None) -> Path:
@@ -33,6 +35,15 @@ def _package(pool: SandboxPool, folder: Path, key: str | None = None) -> Path:
     return shipped
 
 
+def _damage(shipped: Path) -> None:
+    """The same size, one byte changed."""
+    with shipped.open("r+b") as f:
+        f.seek(shipped.stat().st_size // 2)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
 def _empty_cache(tmp_path: Path, monkeypatch) -> Path:
     cache = tmp_path / "cache"
     monkeypatch.setenv("CODEMODE_CACHE_DIR", str(cache))
@@ -47,6 +58,12 @@ async def test_a_first_start_copies_the_shipped_code_and_compiles_nothing(
     shipped = _package(pool, tmp_path / "prebuilt")
     monkeypatch.setattr(_shipped, "PREBUILT_DIR", tmp_path / "prebuilt")
     cache = _empty_cache(tmp_path, monkeypatch)
+    stale = cache / "sandbox" / ("0" * 24)  # another version's build, unused for 60 days
+    stale.mkdir(parents=True)
+    (stale / "meta.json").write_text("{}")
+    long_ago = time.time() - 60 * 86400
+    for path in (stale / "meta.json", stale):
+        os.utime(path, (long_ago, long_ago))
 
     assert not _build.build_ahead()  # nothing to compile ahead
     assert _build._ahead is None
@@ -66,6 +83,8 @@ async def test_a_first_start_copies_the_shipped_code_and_compiles_nothing(
     assert any("shipped with the package; no compile" in m for m in messages), messages
     assert not any("compil" in m and "no compile" not in m for m in messages), messages
     assert not any(p.name.startswith("component-") for p in (cache / "sandbox").iterdir())
+    assert not stale.exists()  # pruned after the copy, as after a build
+    assert any("removed a cached sandbox unused for 30 days" in m for m in messages), messages
     assert not [p for p in (cache / "sandbox").iterdir() if ".tmp" in p.name]
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["shipped"] is True and meta["key"] == _build.cache_key(OPTIMIZED)
@@ -79,11 +98,7 @@ async def test_a_first_start_copies_the_shipped_code_and_compiles_nothing(
 
 async def test_a_damaged_shipped_file_is_not_used(pool, tmp_path, monkeypatch):
     shipped = _package(pool, tmp_path / "prebuilt")
-    with shipped.open("r+b") as f:  # the same size, one byte changed
-        f.seek(shipped.stat().st_size // 2)
-        byte = f.read(1)
-        f.seek(-1, 1)
-        f.write(bytes([byte[0] ^ 0xFF]))
+    _damage(shipped)
     monkeypatch.setattr(_shipped, "PREBUILT_DIR", tmp_path / "prebuilt")
     cache = _empty_cache(tmp_path, monkeypatch)
     key = _build.cache_key(OPTIMIZED)
@@ -107,3 +122,17 @@ def test_code_shipped_for_another_key_or_cut_short_is_not_found(pool, tmp_path, 
     with shipped.open("r+b") as f:
         f.truncate(1000)
     assert _shipped.find("another wasmtime's key") is None
+
+
+async def test_a_first_start_whose_shipped_file_fails_compiles_quickly(pool, tmp_path, monkeypatch):
+    empty_cache_but_the_component(pool, tmp_path, monkeypatch)
+    _damage(_package(pool, tmp_path / "prebuilt"))
+    monkeypatch.setattr(_shipped, "PREBUILT_DIR", tmp_path / "prebuilt")
+    messages: list[str] = []
+    async with SandboxPool(size=1, progress=messages.append) as fresh:
+        result = await fresh.execute("6 * 7", RecordingHost())
+        assert result.ok and result.result == 42, result
+        # the quick path's baseline compile, as where nothing is shipped (not Cranelift's)
+        assert fresh.artifact.strategy == BASELINE and not fresh.artifact.shipped
+    assert any("not using the compiled sandbox shipped with the package" in m for m in messages)
+    assert any("wasmtime, baseline" in m for m in messages), messages

@@ -241,9 +241,11 @@ async def ensure_built_async(
             _abandon_ahead()  # another process finished one meanwhile
             return found
         if _shipped.find(cache_key(OPTIMIZED)) is not None:  # compiled where it was built
-            return await ensure_built_async(progress, warm=False)
+            found = await _from_package(report)
+            if found is not None:
+                return found  # (else, the file did not pass: the quick compile as before)
         try:
-            # its warm-up waits: the caller runs `warm_up` after its first answer
+            # its warm-up waits: the caller runs `warm_up` in the background
             return await ensure_built_async(progress, strategy=BASELINE, warm=False)
         except SandboxBuildError as exc:
             # Winch is not there on every platform: the optimized code, then, from the start
@@ -261,7 +263,7 @@ async def ensure_built_async(
         found = None if ahead is not None or force else _verified(folder, key)
         if found:
             artifact = Artifact(folder / COMPILED_NAME, key, built_now=False, strategy=strategy)
-        elif found is False and _install_shipped(folder, key, report):
+        elif found is False and await _install_shipped_async(folder, key, report):
             artifact = Artifact(
                 folder / COMPILED_NAME, key, False, strategy=strategy, warm=warm, shipped=True
             )
@@ -286,6 +288,23 @@ async def ensure_built_async(
     return artifact
 
 
+async def _from_package(report: Progress) -> Artifact | None:
+    """The optimized artifact copied from the package (`_install_shipped`), or found made
+    by another process meanwhile; None if the copy failed. Its warm-up is left to the
+    caller, as the quick path's is."""
+    key = cache_key(OPTIMIZED)
+    folder = cache_dir() / "sandbox" / key[:24]
+    async with _child.locked(_child.lock_path(folder.parent, key)):
+        if _verified(folder, key):
+            artifact = Artifact(folder / COMPILED_NAME, key, built_now=False)
+        elif await _install_shipped_async(folder, key, report):
+            artifact = Artifact(folder / COMPILED_NAME, key, False, warm=False, shipped=True)
+        else:
+            return None
+    _verified_cache[key] = artifact
+    return artifact
+
+
 async def warm_up(artifact: Artifact) -> None:
     """What runs touch of a new build, read once and recorded (`_warmup`), so that later
     starts read it ahead instead of page by page. (Until a quick build's runs in the
@@ -293,6 +312,15 @@ async def warm_up(artifact: Artifact) -> None:
     await record_pages(artifact.compiled, artifact.strategy)
     if _verified_cache.get(artifact.key) is artifact:
         _verified_cache[artifact.key] = dataclasses.replace(artifact, warm=True)
+
+
+async def _install_shipped_async(folder: Path, key: str, report: Progress) -> bool:
+    """`_install_shipped` in a thread (~0.1 s of reading and writing, off the loop); its
+    progress lines reach `report` on the loop."""
+    loop = asyncio.get_running_loop()
+    return await asyncio.to_thread(
+        _install_shipped, folder, key, lambda line: loop.call_soon_threadsafe(report, line)
+    )
 
 
 def _install_shipped(folder: Path, key: str, report: Progress) -> bool:
@@ -327,6 +355,7 @@ def _install_shipped(folder: Path, key: str, report: Progress) -> bool:
         return False
     _stamp(folder, key)  # its sha256 was checked on the way in
     report(f"sandbox ready: {folder} (the compiled code shipped with the package; no compile)")
+    _prune_others(folder.parent, report)
     return True
 
 
@@ -404,10 +433,15 @@ async def _build_into(
     _child.rmtree(folder, ignore_errors=True)
     os.replace(staging, folder)
     report(f"sandbox ready: {folder}")
+    _prune_others(folder.parent, report)
+
+
+def _prune_others(root: Path, report: Progress) -> None:
+    """After a build or a copy: `prune` what other versions left unused."""
     keep = {cache_key(s)[:24] for s in (OPTIMIZED, BASELINE)} | {
         f"component-{component_key()[:24]}"
     }
-    for gone in prune(folder.parent, keep):
+    for gone in prune(root, keep):
         report(f"removed a cached sandbox unused for {UNUSED_DAYS} days: {gone.name}")
 
 

@@ -26,6 +26,9 @@ from ._execution import Execution, memory_bytes
 from ._process import RESIDENT_MB, ArtifactRefused, WorkerProcess, library_path
 from ._types import ExecutionError, ExecutionResult, Limits, ToolHost
 
+WARM_UP_WAIT_S = 10.0
+"""How long a copied artifact's warm-up waits for the pool's first answer."""
+
 log = logging.getLogger("codemode.sandbox")
 
 
@@ -51,6 +54,7 @@ class SandboxPool:
         self.limits = limits or Limits()
         self._progress = progress
         self._quick_start = quick_start
+        self._answered = asyncio.Event()  # set once a run has answered
         """On an empty cache, start on baseline-compiled code (~2 s) and move to the
         optimized code when its compile, in the background, is done (~6 s more)."""
         self._artifact: Artifact | None = None
@@ -118,7 +122,7 @@ class SandboxPool:
             if self._artifact.strategy != OPTIMIZED:
                 self._background.start_soon(self._upgrade, name="compile the optimized sandbox")
             elif not self._artifact.warm:  # copied from the package: no record of its pages yet
-                self._background.start_soon(self._warm_up, name="record the sandbox's pages")
+                self._background.start_soon(self._warm_up_later, name="record the sandbox's pages")
             workers -= 1
         await asyncio.gather(*(self._add_worker() for _ in range(min(workers, self.size - 1))))
 
@@ -166,8 +170,15 @@ class SandboxPool:
             await worker.kill()
         (self._progress or _stderr_progress)("the sandbox now runs optimized code")
 
+    async def _warm_up_later(self) -> None:
+        """`_warm_up` once the first answer is out (a worker and nine programs: ~0.3 s of
+        CPU the first program need not share), or after `WARM_UP_WAIT_S` without one."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._answered.wait(), WARM_UP_WAIT_S)
+        await self._warm_up()
+
     async def _warm_up(self) -> None:
-        """The warm-up the quick path leaves to the pool (after its first answer): what
+        """The warm-up the quick path leaves to the pool (in the background): what
         runs touch of the artifact, recorded for later starts (`_build.warm_up`)."""
         if not self.artifact.warm:
             try:
@@ -336,6 +347,7 @@ class SandboxPool:
         async with self.execution(tool_host, limits, context, on_call_done) as execution:
             started = time.monotonic()
             result = await execution.run(code)
+        self._answered.set()
         result.stats.duration_ms = (time.monotonic() - started) * 1000
         result.stats.queue_ms = execution.queue_ms
         return result
