@@ -158,7 +158,7 @@ if __name__ == "__main__":
                 f"| **{shown(answers)}** | {shown([r['optimized_ready_s'] for r in runs])} |"
             )
             key = label.replace(", ", "_").replace(" ", "_")
-            figures[key] = statistics.median(answers)  # the median of the runs
+            figures[key] = round(statistics.median(answers), 2)  # the median of the runs
             figures[f"{key}_within_target"] = sum(a <= TARGET_S for a in answers) / len(answers)
     figures["target_s"] = TARGET_S
     figures["runs"] = max(1, args.repeat)
