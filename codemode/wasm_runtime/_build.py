@@ -240,10 +240,9 @@ async def ensure_built_async(
         if found is not None:
             _abandon_ahead()  # another process finished one meanwhile
             return found
-        if _shipped.find(cache_key(OPTIMIZED)) is not None:  # compiled where it was built
-            found = await _from_package(report)
-            if found is not None:
-                return found  # (else, the file did not pass: the quick compile as before)
+        found = await _from_package(report, warm=False)  # compiled where it was built
+        if found is not None:
+            return found  # (else none for this key, or it did not pass: the quick compile)
         try:
             # its warm-up waits: the caller runs `warm_up` in the background
             return await ensure_built_async(progress, strategy=BASELINE, warm=False)
@@ -253,6 +252,8 @@ async def ensure_built_async(
             return await ensure_built_async(progress)
     if not force:
         found = _cached(strategy)  # no lock needed (a read-only cache works)
+        if found is None and strategy == OPTIMIZED:
+            found = await _from_package(report, warm)
         if found is not None:
             return found
     key = cache_key(strategy)
@@ -260,15 +261,8 @@ async def ensure_built_async(
     folder = root / key[:24]
     ahead = _take_ahead(key)  # a build of this key started ahead: new, as `force` asks
     async with _child.locked(_child.lock_path(root, key), ahead.lock if ahead else None):
-        found = None if ahead is not None or force else _verified(folder, key)
-        if found:
+        if ahead is None and not force and _verified(folder, key):
             artifact = Artifact(folder / COMPILED_NAME, key, built_now=False, strategy=strategy)
-        elif found is False and await _install_shipped_async(folder, key, report):
-            artifact = Artifact(
-                folder / COMPILED_NAME, key, False, strategy=strategy, warm=warm, shipped=True
-            )
-            if warm:
-                await warm_up(artifact)
         else:
             if folder.exists():
                 report(f"discarding cached sandbox at {folder} (stale or incomplete)")
@@ -288,17 +282,24 @@ async def ensure_built_async(
     return artifact
 
 
-async def _from_package(report: Progress) -> Artifact | None:
+async def _from_package(report: Progress, warm: bool) -> Artifact | None:
     """The optimized artifact copied from the package (`_install_shipped`), or found made
-    by another process meanwhile; None if the copy failed. Its warm-up is left to the
-    caller, as the quick path's is."""
+    by another process meanwhile; None if the package ships none for this key or the copy
+    failed. `warm`: as `ensure_built_async`'s (False: the warm-up is the caller's)."""
     key = cache_key(OPTIMIZED)
+    shipped = _shipped.find(key)
+    if shipped is None:
+        return None
     folder = cache_dir() / "sandbox" / key[:24]
     async with _child.locked(_child.lock_path(folder.parent, key)):
         if _verified(folder, key):
             artifact = Artifact(folder / COMPILED_NAME, key, built_now=False)
-        elif await _install_shipped_async(folder, key, report):
-            artifact = Artifact(folder / COMPILED_NAME, key, False, warm=False, shipped=True)
+        elif await _install_shipped_async(folder, key, shipped, report):
+            artifact = Artifact(
+                folder / COMPILED_NAME, key, built_now=False, warm=warm, shipped=True
+            )
+            if warm:
+                await warm_up(artifact)
         else:
             return None
     _verified_cache[key] = artifact
@@ -314,22 +315,21 @@ async def warm_up(artifact: Artifact) -> None:
         _verified_cache[artifact.key] = dataclasses.replace(artifact, warm=True)
 
 
-async def _install_shipped_async(folder: Path, key: str, report: Progress) -> bool:
+async def _install_shipped_async(
+    folder: Path, key: str, shipped: tuple[Path, dict], report: Progress
+) -> bool:
     """`_install_shipped` in a thread (~0.1 s of reading and writing, off the loop); its
     progress lines reach `report` on the loop."""
     loop = asyncio.get_running_loop()
     return await asyncio.to_thread(
-        _install_shipped, folder, key, lambda line: loop.call_soon_threadsafe(report, line)
+        _install_shipped, folder, key, shipped, lambda line: loop.call_soon_threadsafe(report, line)
     )
 
 
-def _install_shipped(folder: Path, key: str, report: Progress) -> bool:
-    """Copy the compiled file the package ships for `key` into the cache (`_shipped`),
-    if it ships one; False if it does not, or if the copy fails (said, and then compiled
-    instead). Runs under the key's lock."""
-    shipped = _shipped.find(key)
-    if shipped is None:
-        return False
+def _install_shipped(folder: Path, key: str, shipped: tuple[Path, dict], report: Progress) -> bool:
+    """Copy the compiled file the package ships for `key` (`shipped`: `_shipped.find`'s
+    answer) into the cache; False if the copy fails (said: it is compiled instead). Runs
+    under the key's lock."""
     source, recorded = shipped
     staging: Path | None = None
     try:

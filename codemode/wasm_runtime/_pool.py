@@ -54,9 +54,9 @@ class SandboxPool:
         self.limits = limits or Limits()
         self._progress = progress
         self._quick_start = quick_start
-        self._answered = asyncio.Event()  # set once a run has answered
         """On an empty cache, start on baseline-compiled code (~2 s) and move to the
         optimized code when its compile, in the background, is done (~6 s more)."""
+        self._answered = asyncio.Event()  # set once a run has answered
         self._artifact: Artifact | None = None
         self._idle: list[WorkerProcess] = []
         self._busy: set[WorkerProcess] = set()
