@@ -1,6 +1,6 @@
 """First use after install: `codemode serve` on an empty cache, to its first answer.
 
-    python benchmarks/first_use.py [--skip-wheel | --wheel-only] [--repeat N]
+    python benchmarks/first_use.py [--skip-wheel | --wheel-only] [--repeat N] [--tzdata V]
 
 Builds a wheel of this checkout (`pip wheel`: its build hook puts the sandbox's
 component in the package, and its code compiled for this architecture, see setup.py),
@@ -12,7 +12,8 @@ neither inside: the first start makes both), and each both with no downstream se
 and with the demo servers. The server's progress lines say which code answered (the
 wheel's; or a baseline compile, then the optimized one). `--repeat N` runs each row N
 times, interleaved; the last line, one JSON object, has each row's median and the share
-of its runs within the target.
+of its runs within the target. `--tzdata V` installs tzdata V beside the wheel (pip keeps
+any tzdata that satisfies the requirement, so a user's is often not the wheel build's).
 """
 
 from __future__ import annotations
@@ -51,13 +52,16 @@ def pip(*args: str) -> None:
     )
 
 
-def build_wheel(tmp: Path) -> tuple[Path, float]:
-    """A wheel of this checkout installed into tmp/site; (site folder, build seconds)."""
+def build_wheel(tmp: Path, tzdata: str | None) -> tuple[Path, float]:
+    """A wheel of this checkout installed into tmp/site (with tzdata `tzdata` beside it,
+    if given); (site folder, build seconds)."""
     started = time.monotonic()
     pip("wheel", "--no-deps", "-w", str(tmp / "wheel"), str(ROOT))
     built = time.monotonic() - started
     wheel = next((tmp / "wheel").glob("codemode-*.whl"))
     pip("install", "--no-deps", "--target", str(tmp / "site"), str(wheel))
+    if tzdata:  # first on the server's path, so it is the tzdata the server finds
+        pip("install", "--no-deps", "--target", str(tmp / "site"), f"tzdata=={tzdata}")
     return tmp / "site", built
 
 
@@ -109,13 +113,15 @@ def write_config(path: Path, with_servers: bool) -> Path:
     return path
 
 
-async def main(skip_wheel: bool, wheel_only: bool, repeat: int) -> dict[str, Any]:
+async def main(
+    skip_wheel: bool, wheel_only: bool, repeat: int, tzdata: str | None = None
+) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="codemode-first-use-"))
     rows: dict[str, Any] = {}
     site = None
     if not skip_wheel:
         log("building a wheel of this checkout (its build hook makes and compiles the sandbox)")
-        site, built_s = build_wheel(tmp)
+        site, built_s = build_wheel(tmp, tzdata)
         rows["wheel_build_s"] = round(built_s, 1)
     sources = (["wheel"] if site else []) + ([] if wheel_only and site else ["source tree"])
     runs = 0
@@ -144,8 +150,9 @@ if __name__ == "__main__":
     parser.add_argument("--skip-wheel", action="store_true", help="the source tree only")
     parser.add_argument("--wheel-only", action="store_true", help="the wheel only")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each row (default 1)")
+    parser.add_argument("--tzdata", metavar="V", help="install tzdata V beside the wheel")
     args = parser.parse_args()
-    rows = asyncio.run(main(args.skip_wheel, args.wheel_only, max(1, args.repeat)))
+    rows = asyncio.run(main(args.skip_wheel, args.wheel_only, max(1, args.repeat), args.tzdata))
     print("| install | servers | initialized | first answer | optimized code from |")
     print("|---|---|---|---|---|")
     figures: dict[str, Any] = {}
@@ -163,4 +170,5 @@ if __name__ == "__main__":
     figures["target_s"] = TARGET_S
     figures["runs"] = max(1, args.repeat)
     figures["wheel_build_s"] = rows.get("wheel_build_s")
+    figures["tzdata_beside_the_wheel"] = args.tzdata
     print(json.dumps(figures))

@@ -14,6 +14,7 @@ from typing import Any
 from .config import Config, default_config_path, load_config, resolve_config_path
 from .errors import CallFailed, CodeModeError
 from .wasm_runtime import FunctionSpec, Param, SandboxPool
+from .wasm_runtime._component import zone_data
 from .wasm_runtime._native import choice as worker_choice
 from .wasm_runtime._native import status as worker_status
 
@@ -146,7 +147,10 @@ async def _check_sandbox(report: _Report) -> None:
         )
         return
     how = f"built in {artifact.build_s:.1f} s" if artifact.built_now else "cached"
+    if artifact.shipped:
+        how = "copied from the package, which ships it compiled"
     report.line("ok", "sandbox build", f"{how}: {artifact.compiled} (ready in {ready_s:.1f} s)")
+    report.line("ok", "sandbox zone data", zone_data())
     native, why = worker_status()
     if native is not None:
         report.line("ok", "sandbox worker", f"native: {native}")

@@ -17,6 +17,7 @@ from serve_client import NPM_BIN, demo, no_user_config
 
 import codemode
 from codemode.demo import data
+from codemode.wasm_runtime._component import dist_version
 
 ROOT = Path(__file__).parent.parent
 
@@ -115,6 +116,10 @@ def test_doctor_gives_a_verdict_per_item(config_file, tmp_path):
     lines = out.stdout.splitlines()
     assert any(re.match(r"ok\s+server team\s+2 tool\(s\)", line) for line in lines), out.stdout
     assert any(re.match(r"ok\s+sandbox run\s+self-test passed", line) for line in lines)
+    tzdata = dist_version("tzdata")  # a source checkout: the installed tzdata's zones
+    assert any(
+        re.match(rf"ok\s+sandbox zone data\s+tzdata {tzdata}, installed$", line) for line in lines
+    )
     if shutil.which("cc"):  # which worker runs, said: here the native one
         assert any(re.match(r"ok\s+sandbox worker\s+native: /", line) for line in lines)
     assert "verdict: all good" in out.stdout

@@ -3,6 +3,7 @@ virtual environment, runs the demo. A file missing from the package fails here."
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -74,3 +75,38 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path):
         assert "its component shipped with the package" in demo.stderr, demo.stderr[-2000:]
     built_workers = list((tmp_path / "home").rglob("codemode-worker"))
     assert len(built_workers) == (1 if shutil.which("cc") else 0), built_workers
+
+    # Beside a tzdata other than the wheel build's (pip keeps any that satisfies the
+    # requirement), the shipped sandbox is still used as it is, with its own zones.
+    meta = json.loads(zipfile.ZipFile(wheel).read("codemode/wasm_runtime/prebuilt/meta.json"))
+    other = "2024.1" if meta.get("tzdata") != "2024.1" else "2024.2"
+    pip = [str(venv / "bin" / "pip"), "install", "-q", f"tzdata=={other}"]
+    assert subprocess.run(pip, capture_output=True, timeout=600).returncode == 0
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "CODEMODE_"))},
+        "HOME": str(tmp_path / "home-other-tzdata"),
+        "CODEMODE_CACHE_DIR": str(tmp_path / "cache-other-tzdata"),
+    }
+    build = subprocess.run(
+        [str(venv / "bin" / "codemode"), "build"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    assert build.returncode == 0, build.stderr[-3000:]
+    assert "componentize" not in build.stderr, build.stderr[-2000:]
+    if ships_compiled:
+        assert "copied from the package, which ships it compiled" in build.stderr, build.stderr
+    code = 'import zoneinfo, datetime\nstr(datetime.datetime(2024, 7, 1, 12, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")).utcoffset())'
+    run = subprocess.run(
+        [str(venv / "bin" / "codemode"), "run", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    assert run.returncode == 0 and "2:00:00" in run.stdout, (run.stdout, run.stderr[-2000:])
+    assert "componentize" not in run.stderr

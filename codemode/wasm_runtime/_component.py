@@ -60,18 +60,94 @@ def guest_files() -> list[Path]:
     return sorted([*GUEST_DIR.glob("*.py"), *(GUEST_DIR / "wit").glob("*.wit")])
 
 
-def component_key() -> str:
-    """Everything the component depends on: the guest sources and WIT, and the versions
-    of componentize-py (its CPython) and tzdata (the zone data copied in)."""
-    digest = hashlib.sha256()
-    for path in guest_files():
-        digest.update(path.relative_to(GUEST_DIR).as_posix().encode())
-        digest.update(b"\0")
-        digest.update(path.read_bytes())
-        digest.update(b"\0")
-    facts = {"componentize-py": dist_version("componentize-py"), "tzdata": dist_version("tzdata")}
+ZONES_ENV = "CODEMODE_TZDATA"
+ZONES_CHOICES = ("package", "installed")
+
+
+def zones_choice() -> str:
+    """CODEMODE_TZDATA, checked: where the sandbox's zone data comes from. "package" (the
+    default): a package that ships its component ships that component's zones too, and
+    they are used whatever tzdata is installed. "installed": always the installed tzdata's
+    (the first start then makes the component for it, ~15 s, once per tzdata version)."""
+    value = os.environ.get(ZONES_ENV, "").strip().lower() or "package"
+    if value not in ZONES_CHOICES:
+        message = (
+            f"{ZONES_ENV}={value!r} is not a choice: use one of {', '.join(ZONES_CHOICES)} "
+            "(or leave it unset: the zone data the package ships, else the installed tzdata's)"
+        )
+        try:  # in the package, an error the CLI reports in a line
+            from ..errors import SandboxBuildError
+        except ImportError:  # run by path (setup.py's build hook): stdlib only
+            raise ValueError(message) from None
+        raise SandboxBuildError(message)
+    return value
+
+
+def _installed_tzdata() -> str | None:
+    try:
+        return dist_version("tzdata")
+    except Exception:  # noqa: BLE001 - PackageNotFoundError: none installed
+        return None
+
+
+def _key(guest: hashlib._Hash, tzdata_version: str | None) -> str:
+    digest = guest.copy()
+    facts = {"componentize-py": dist_version("componentize-py"), "tzdata": tzdata_version}
     digest.update(json.dumps(facts, sort_keys=True).encode())
     return digest.hexdigest()
+
+
+def component_key() -> str:
+    """Everything the component depends on: the guest sources and WIT, and the versions
+    of componentize-py (its CPython) and tzdata (the zone data copied in, `zone_data`)."""
+    return _resolve()[0]
+
+
+def zone_data() -> str:
+    """Which tzdata's zones the sandbox has, and why (for `codemode doctor`)."""
+    _, version, packaged, installed = _resolve()
+    if packaged:
+        return (
+            f"tzdata {version}, shipped with the package (installed: {installed or 'none'}; "
+            f"{ZONES_ENV}=installed builds the sandbox with that)"
+        )
+    return f"tzdata {version or '(none installed)'}, installed"
+
+
+def _resolve() -> tuple[str, str | None, bool, str | None]:
+    """(key, the zones' tzdata version, whether they are the package's, the installed
+    tzdata's version). The zones are the installed tzdata's, except where the package
+    ships a component made from these sources with this componentize-py: its zones are
+    then the package's, as a browser's or Node's are theirs, and the tzdata installed
+    beside it (pip keeps any that satisfies `tzdata>=...`, older or newer than the wheel
+    build's) does not make a first start build the sandbox again (`zones_choice`)."""
+    guest = hashlib.sha256()
+    for path in guest_files():
+        guest.update(path.relative_to(GUEST_DIR).as_posix().encode())
+        guest.update(b"\0")
+        guest.update(path.read_bytes())
+        guest.update(b"\0")
+    installed = _installed_tzdata()
+    if zones_choice() == "package":
+        shipped = _shipped_zones()
+        if shipped is not None and shipped[0] != installed:
+            key = _key(guest, shipped[0])
+            if key == shipped[1]:
+                return key, shipped[0], True, installed
+    return _key(guest, installed), installed, False, installed
+
+
+def _shipped_zones() -> tuple[str, str] | None:
+    """(tzdata version, key) of the component the package ships, as its build recorded
+    them; None where it ships none (a source checkout) or its record predates this."""
+    try:
+        meta = json.loads((PREBUILT_DIR / META_NAME).read_text())
+        if (PREBUILT_DIR / COMPONENT_NAME).stat().st_size != meta.get("size", -1):
+            return None  # its sha256 is checked when it is used
+        version, key = meta["tzdata"], meta["key"]
+        return (version, key) if isinstance(version, str) and isinstance(key, str) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def sha256_file(path: Path) -> str:
@@ -137,7 +213,13 @@ def componentize(target: Path, key: str) -> Path:
     finally:
         os.chdir(cwd)
     shutil.rmtree(extra, ignore_errors=True)
-    meta = {"key": key, "sha256": sha256_file(component), "built_at": time.time()}
+    meta = {
+        "key": key,
+        "sha256": sha256_file(component),
+        "size": component.stat().st_size,
+        "tzdata": _installed_tzdata(),  # the zones copied in: the key's, and `tzdata`'s
+        "built_at": time.time(),
+    }
     (staging / META_NAME).write_text(json.dumps(meta, indent=2))
     with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(target)
