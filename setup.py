@@ -51,7 +51,7 @@ class BuildWithComponent(build_py):
             # The package as built, imported from the build folder: wasmtime and the
             # stdlib are all that import needs (build-system.requires).
             compile_it = "import sys; sys.path.insert(0, sys.argv[1]); " + (
-                "from codemode.wasm_runtime._build import ship_compiled; ship_compiled()"
+                "from codemode.wasm_runtime._shipped import ship_compiled; ship_compiled()"
             )
             subprocess.run([sys.executable, "-c", compile_it, self.build_lib], check=True)
 

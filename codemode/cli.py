@@ -192,6 +192,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
     state = f"built in {artifact.build_s:.1f} s" if artifact.built_now else "already built"
     if artifact.shipped:
         state = "copied from the package, which ships it compiled"
+    if artifact.in_place:
+        state = "run from the package where it is (the cache cannot be written)"
     print(f"sandbox {state}: {artifact.compiled}", file=sys.stderr)
     from .wasm_runtime._native import build_now
 

@@ -149,8 +149,10 @@ async def _check_sandbox(report: _Report) -> None:
     how = f"built in {artifact.build_s:.1f} s" if artifact.built_now else "cached"
     if artifact.shipped:
         how = "copied from the package, which ships it compiled"
+    if artifact.in_place:
+        how = "the package's own compiled file, run where it is (the cache cannot be written)"
     report.line("ok", "sandbox build", f"{how}: {artifact.compiled} (ready in {ready_s:.1f} s)")
-    report.line("ok", "sandbox zone data", zone_data())
+    report.line("ok", "sandbox zones", zone_data())
     native, why = worker_status()
     if native is not None:
         report.line("ok", "sandbox worker", f"native: {native}")

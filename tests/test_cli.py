@@ -118,7 +118,7 @@ def test_doctor_gives_a_verdict_per_item(config_file, tmp_path):
     assert any(re.match(r"ok\s+sandbox run\s+self-test passed", line) for line in lines)
     tzdata = dist_version("tzdata")  # a source checkout: the installed tzdata's zones
     assert any(
-        re.match(rf"ok\s+sandbox zone data\s+tzdata {tzdata}, installed$", line) for line in lines
+        re.match(rf"ok\s+sandbox zones\s+tzdata {tzdata}, installed$", line) for line in lines
     )
     if shutil.which("cc"):  # which worker runs, said: here the native one
         assert any(re.match(r"ok\s+sandbox worker\s+native: /", line) for line in lines)

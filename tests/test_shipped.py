@@ -138,3 +138,65 @@ async def test_a_first_start_whose_shipped_file_fails_compiles_quickly(pool, tmp
         assert fresh.artifact.strategy == BASELINE and not fresh.artifact.shipped
     assert any("not using the compiled sandbox shipped with the package" in m for m in messages)
     assert any("wasmtime, baseline" in m for m in messages), messages
+
+
+def _unwritable_cache(tmp_path: Path, monkeypatch) -> Path:
+    """A cache dir that cannot be made: under a file (ENOTDIR, for root too, as a
+    read-only file system or a full disk refuses it)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("CODEMODE_CACHE_DIR", str(blocker / "cache"))
+    monkeypatch.setattr(_build, "_verified_cache", {})
+    return blocker / "cache"
+
+
+async def test_a_cache_that_cannot_be_written_runs_the_shipped_code_where_it_is(
+    pool, tmp_path, monkeypatch
+):
+    shipped = _package(pool, tmp_path / "prebuilt")
+    monkeypatch.setattr(_shipped, "PREBUILT_DIR", tmp_path / "prebuilt")
+    _unwritable_cache(tmp_path, monkeypatch)
+    before = {p.name for p in (tmp_path / "prebuilt").iterdir()}
+    messages: list[str] = []
+    async with SandboxPool(size=1, progress=messages.append) as fresh:
+        result = await fresh.execute("sum(range(10))", RecordingHost())
+        assert result.ok and result.result == 45, result
+        artifact = fresh.artifact
+        assert artifact.compiled == shipped and artifact.shipped and artifact.in_place
+        assert artifact.strategy == OPTIMIZED and artifact.warm  # no warm-up to record
+        for _ in range(20):  # past the runs after which a pool records what runs touch
+            assert (await fresh.execute("6 * 7", RecordingHost())).result == 42
+    said = [m for m in messages if "the cache cannot be written" in m]
+    assert said and str(shipped) in said[0] and "CODEMODE_CACHE_DIR" in said[0], messages
+    assert not any("compil" in m and "compiled sandbox" not in m for m in messages), messages
+    assert {p.name for p in (tmp_path / "prebuilt").iterdir()} == before  # nothing written
+
+
+async def test_a_cache_that_cannot_be_written_says_so_and_how_to_fix_it(
+    pool, tmp_path, monkeypatch
+):
+    from codemode.errors import SandboxBuildError
+
+    monkeypatch.setattr(_shipped, "PREBUILT_DIR", tmp_path / "prebuilt")  # nothing shipped
+    cache = _unwritable_cache(tmp_path, monkeypatch)
+    messages: list[str] = []
+    for quick in (True, False):
+        try:
+            await _build.ensure_built_async(messages.append, quick=quick)
+        except SandboxBuildError as exc:
+            text = str(exc)
+        else:
+            raise AssertionError("a build into a cache that cannot be written succeeded")
+        assert f"the sandbox cannot be built into {cache / 'sandbox'}" in text
+        assert "Not a directory" in text and "Set CODEMODE_CACHE_DIR to a writable" in text
+    assert not any("baseline compile failed" in m for m in messages), messages
+    # a shipped file that fails its check is not run in place either
+    _damage(_package(pool, tmp_path / "prebuilt"))
+    messages.clear()
+    try:
+        await _build.ensure_built_async(messages.append, quick=True)
+    except SandboxBuildError as exc:
+        assert "Set CODEMODE_CACHE_DIR to a writable" in str(exc)
+    else:
+        raise AssertionError("a damaged shipped file was run")
+    assert any("is not the file its package was built with" in m for m in messages), messages

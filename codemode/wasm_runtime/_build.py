@@ -62,6 +62,9 @@ class Artifact:
     leaves it to its caller); an artifact found in the cache counts as warm."""
     shipped: bool = False
     """Copied into the cache now from the package, which ships it compiled (`_shipped`)."""
+    in_place: bool = False
+    """`compiled` is the package's own file (the cache could not take a copy): nothing
+    is written beside it (no record of the pages runs touch)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -247,6 +250,8 @@ async def ensure_built_async(
             # its warm-up waits: the caller runs `warm_up` in the background
             return await ensure_built_async(progress, strategy=BASELINE, warm=False)
         except SandboxBuildError as exc:
+            if isinstance(exc.__cause__, OSError):
+                raise  # the cache cannot be written: no compile could be kept either
             # Winch is not there on every platform: the optimized code, then, from the start
             report(f"the baseline compile failed; compiling the optimized code instead ({exc})")
             return await ensure_built_async(progress)
@@ -258,6 +263,21 @@ async def ensure_built_async(
             return found
     key = cache_key(strategy)
     root = cache_dir() / "sandbox"
+    try:
+        return await _build_locked(root, key, report, strategy, warm, force)
+    except OSError as exc:
+        raise SandboxBuildError(
+            f"the sandbox cannot be built into {root}: {exc}. Set CODEMODE_CACHE_DIR to a "
+            "writable folder, or run `codemode build` once where this one can be written "
+            "(a read-only cache that holds the build is used as it is)"
+        ) from exc
+
+
+async def _build_locked(
+    root: Path, key: str, report: Progress, strategy: str, warm: bool, force: bool
+) -> Artifact:
+    """`ensure_built_async`'s build of `key` under its lock, or what another process
+    finished meanwhile."""
     folder = root / key[:24]
     ahead = _take_ahead(key)  # a build of this key started ahead: new, as `force` asks
     async with _child.locked(_child.lock_path(root, key), ahead.lock if ahead else None):
@@ -291,17 +311,30 @@ async def _from_package(report: Progress, warm: bool) -> Artifact | None:
     if shipped is None:
         return None
     folder = cache_dir() / "sandbox" / key[:24]
-    async with _child.locked(_child.lock_path(folder.parent, key)):
-        if _verified(folder, key):
-            artifact = Artifact(folder / COMPILED_NAME, key, built_now=False)
-        elif await _install_shipped_async(folder, key, shipped, report):
-            artifact = Artifact(
-                folder / COMPILED_NAME, key, built_now=False, warm=warm, shipped=True
-            )
-            if warm:
-                await warm_up(artifact)
-        else:
+    try:
+        async with _child.locked(_child.lock_path(folder.parent, key)):
+            if _verified(folder, key):
+                artifact = Artifact(folder / COMPILED_NAME, key, built_now=False)
+            elif await _install_shipped_async(folder, key, shipped, report):
+                artifact = Artifact(
+                    folder / COMPILED_NAME, key, built_now=False, warm=warm, shipped=True
+                )
+                if warm:
+                    await warm_up(artifact)
+            else:
+                return None
+    except OSError as exc:  # the cache cannot be written: a read-only or full disk, say
+        try:
+            found = await asyncio.to_thread(_shipped.in_place, shipped)
+        except (OSError, _shipped.Damaged) as bad:
+            report(f"not using the compiled sandbox shipped with the package: {bad}")
             return None
+        report(
+            f"the cache cannot be written ({exc.strerror or exc}): running the compiled "
+            f"sandbox shipped with the package where it is ({found}); set "
+            "CODEMODE_CACHE_DIR to a writable folder to have it copied"
+        )
+        artifact = Artifact(found, key, built_now=False, shipped=True, in_place=True)
     _verified_cache[key] = artifact
     return artifact
 
@@ -328,8 +361,8 @@ async def _install_shipped_async(
 
 def _install_shipped(folder: Path, key: str, shipped: tuple[Path, dict], report: Progress) -> bool:
     """Copy the compiled file the package ships for `key` (`shipped`: `_shipped.find`'s
-    answer) into the cache; False if the copy fails (said: it is compiled instead). Runs
-    under the key's lock."""
+    answer) into the cache; False if it fails its check (said: it is compiled instead).
+    Raises OSError where the cache cannot be written. Runs under the key's lock."""
     source, recorded = shipped
     staging: Path | None = None
     try:
@@ -348,30 +381,17 @@ def _install_shipped(folder: Path, key: str, shipped: tuple[Path, dict], report:
         (staging / META_NAME).write_text(json.dumps(meta, indent=2))
         _child.rmtree(folder, ignore_errors=True)
         os.replace(staging, folder)
-    except (OSError, _shipped.Damaged) as exc:
+    except BaseException as exc:
         if staging is not None:
             _child.rmtree(staging, ignore_errors=True)
+        if not isinstance(exc, _shipped.Damaged):
+            raise  # (an OSError: the cache cannot be written, and the file is used in place)
         report(f"not using the compiled sandbox shipped with the package: {exc}; compiling it")
         return False
     _stamp(folder, key)  # its sha256 was checked on the way in
     report(f"sandbox ready: {folder} (the compiled code shipped with the package; no compile)")
     _prune_others(folder.parent, report)
     return True
-
-
-def ship_compiled() -> None:
-    """Packaging (setup.py's build hook, after the component): compile the shipped
-    component for this architecture (`_shipped.ship`), where builds are portable."""
-    from ._component import PREBUILT_DIR
-    from ._engine import compile_target
-
-    if compile_target() is None:
-        print("no portable target here: the package ships no compiled code", file=sys.stderr)
-        return
-    started = time.monotonic()
-    made = _shipped.ship(PREBUILT_DIR, cache_key(OPTIMIZED))
-    took = time.monotonic() - started
-    print(f"compiled for {compile_target()} in {took:.1f} s: {made}", file=sys.stderr)
 
 
 def _cached(strategy: str) -> Artifact | None:

@@ -312,7 +312,8 @@ class SandboxPool:
             current = worker.compiled == self.artifact.compiled
             self._last_run = time.monotonic()
             self._runs += 1
-            if self._runs in _pagecache.REMEMBER_AT and worker.alive:
+            in_place = current and self.artifact.in_place  # the package's file: no record
+            if self._runs in _pagecache.REMEMBER_AT and worker.alive and not in_place:
                 # after the caller has its answer: the cache holds what the run touched
                 record = worker.compiled.parent / _pagecache.RECORD_NAME
                 files = [str(worker.compiled), library_path()]

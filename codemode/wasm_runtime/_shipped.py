@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -61,6 +62,21 @@ def install(source: Path, meta: dict, target: Path) -> None:
         raise
 
 
+def ship_compiled() -> None:
+    """Packaging (setup.py's build hook, after the component): compile the shipped
+    component for this architecture (`ship`), where builds are portable."""
+    from ._build import cache_key
+    from ._engine import OPTIMIZED, compile_target
+
+    if compile_target() is None:
+        print("no portable target here: the package ships no compiled code", file=sys.stderr)
+        return
+    started = time.monotonic()
+    made = ship(PREBUILT_DIR, cache_key(OPTIMIZED))
+    took = time.monotonic() - started
+    print(f"compiled for {compile_target()} in {took:.1f} s: {made}", file=sys.stderr)
+
+
 def ship(folder: Path, key: str) -> Path:
     """Packaging (the build hook): compile the component in `folder` for `key` (the
     optimized strategy's cache key) and record it beside it; returns the compiled file."""
@@ -83,3 +99,20 @@ def ship(folder: Path, key: str) -> Path:
     }
     (folder / SHIPPED_META).write_text(json.dumps(meta, indent=2))
     return folder / SHIPPED_NAME
+
+
+def in_place(shipped: tuple[Path, dict]) -> Path:
+    """The shipped file itself, for where the cache cannot take a copy, once its sha256
+    is checked (on every such start, ~0.1 s: there is nowhere to note that it was).
+    Raises `Damaged` if it is not the recorded file, OSError if it cannot be read."""
+    source, meta = shipped
+    digest = hashlib.sha256()
+    with source.open("rb") as read:
+        for block in iter(lambda: read.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != meta.get("compiled_sha256"):
+        raise Damaged(f"{source} is not the file its package was built with")
+    from . import _pagecache
+
+    _pagecache.drop(source)  # read whole: workers would map most of it
+    return source
