@@ -65,12 +65,18 @@ class SandboxDistribution(Distribution):
 
 class PlatformWheel(bdist_wheel):
     """A wheel that ships compiled code is for this platform, and for any Python 3: the
-    code is the sandbox's, which no Python version or ABI changes."""
+    code is the sandbox's, which no Python version or ABI changes. On Linux it is for any
+    glibc of the architecture (manylinux, which package indexes take; `linux_*` they
+    refuse): the code links to nothing, it only runs inside wasmtime's own library,
+    whose wheel is manylinux too, and it needs the architecture's baseline CPU only."""
 
     def get_tag(self) -> tuple[str, str, str]:
         python, abi, plat = super().get_tag()
         if self.root_is_pure:
             return python, abi, plat
+        if plat.startswith("linux_"):
+            arch = plat[len("linux_") :]
+            plat = f"manylinux_2_17_{arch}.manylinux2014_{arch}"
         return "py3", "none", plat
 
 

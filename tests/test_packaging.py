@@ -11,7 +11,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from codemode.wasm_runtime._engine import compile_target
+from codemode.wasm_runtime._engine import compile_target, machine
 
 ROOT = Path(__file__).parent.parent
 
@@ -31,6 +31,8 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path):
     # compiled code makes it this platform's wheel, for any Python 3
     assert wheel.name.startswith("codemode-0.1.0-py3-none-")
     assert wheel.name.endswith("-any.whl") != ships_compiled, wheel.name
+    if ships_compiled and sys.platform == "linux":  # a tag an index takes, as wasmtime's is
+        assert wheel.name.endswith(f"-manylinux_2_17_{machine()}.manylinux2014_{machine()}.whl")
     guest = ROOT / "codemode" / "wasm_runtime" / "guest"
     for source in [*guest.glob("*.py"), *guest.glob("wit/*.wit")]:
         assert source.relative_to(ROOT).as_posix() in names  # the sandbox's own sources
