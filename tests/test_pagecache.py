@@ -132,6 +132,22 @@ async def test_the_pool_records_the_pages_runs_use_and_reads_them_back(copied):
         assert _pagecache._minus(cached, pages).count(1) < pages.count(1) * 0.1
 
 
+async def test_a_record_keeps_only_the_files_this_environments_workers_use(copied, tmp_path):
+    """A cache shared by two environments (two venvs, each with its own wasmtime
+    library): each one's record is of its own library only, not of both."""
+    record = copied.parent / _pagecache.RECORD_NAME
+    other = tmp_path / "other-venv" / "_libwasmtime.so"  # another environment's library
+    other.parent.mkdir()
+    shutil.copyfile(_process.library_path(), other)
+    _pagecache._save(record, {(str(other), 0, 4 * 4096): ("mapped", bytes([1, 1, 0, 1]))})
+    assert _regions(record, other)  # as the other environment's start left it
+    async with SandboxPool(size=1, quick_start=False) as fresh:
+        assert (await fresh.execute("1 + 1", None)).ok
+        await asyncio.sleep(0.1)  # the record is written after the caller has its answer
+    assert _regions(record, copied) and _regions(record, Path(_process.library_path()))
+    assert _regions(record, other) == {}
+
+
 async def test_a_record_of_another_file_or_a_damaged_one_is_not_used(copied, tmp_path):
     record = copied.parent / _pagecache.RECORD_NAME
     record.write_text("{not json")

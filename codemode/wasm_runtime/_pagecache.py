@@ -293,7 +293,9 @@ def remember(record: os.PathLike[str], paths: list[str], pid: int) -> None:
     """Add to the record what worker `pid` uses of these files (the artifact first): the
     heap image's cached pages (not when more than `WHOLE_READ` of it is cached: then
     something other than runs read it), and the pages its lasting mappings (code, the
-    library) map."""
+    library) map. Regions of other files are dropped: a cache that several environments
+    share would otherwise list each one's wasmtime library, and every start would read
+    them all ahead."""
     if _libc() is None:
         return
     seen: dict[Region, tuple[str, bytes]] = {}
@@ -312,8 +314,9 @@ def remember(record: os.PathLike[str], paths: list[str], pid: int) -> None:
                 seen[(path, offset, hi - lo)] = ("mapped", _present(pid, lo, hi))
             except OSError:
                 continue
-    known = _load(record)
-    changed = False
+    loaded = _load(record)
+    known = {region: value for region, value in loaded.items() if region[0] in paths}
+    changed = len(known) != len(loaded)
     for region, (kind, pages) in seen.items():
         old = known.get(region)
         if old is not None and old[0] == kind:
