@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from ._component import COMPONENT_NAME, PREBUILT_DIR
+from ._component import COMPONENT_NAME, PREBUILT_DIR, sha256_file
 
 SHIPPED_NAME = "sandbox.cwasm"
 SHIPPED_META = "compiled.json"
@@ -106,11 +106,7 @@ def in_place(shipped: tuple[Path, dict]) -> Path:
     is checked (on every such start, ~0.1 s: there is nowhere to note that it was).
     Raises `Damaged` if it is not the recorded file, OSError if it cannot be read."""
     source, meta = shipped
-    digest = hashlib.sha256()
-    with source.open("rb") as read:
-        for block in iter(lambda: read.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != meta.get("compiled_sha256"):
+    if sha256_file(source) != meta.get("compiled_sha256"):
         raise Damaged(f"{source} is not the file its package was built with")
     from . import _pagecache
 
